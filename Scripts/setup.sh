@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: the C libraries Eddy links (OpenBLAS, LAPACKE)
+# and what the tests need (NumPy for the model-file snippet test). Safe to run again.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+pkgs="libopenblas-dev liblapacke-dev pkg-config"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+if ! command -v swift >/dev/null 2>&1; then
+  echo "setup: no 'swift' on PATH; install Swift 6.x (https://www.swift.org/install/linux/) and retry" >&2
+  exit 1
+fi
+if ! python3 -c 'import numpy' 2>/dev/null; then
+  echo "setup: installing NumPy for the model-file snippet test" >&2
+  python3 -m pip install --quiet numpy
+fi

@@ -1,0 +1,97 @@
+import CBLAS
+import CLAPACKE
+
+/// Thin wrappers over CBLAS and LAPACKE, row-major throughout. Wrapped here once so the rest of Eddy calls
+/// Swift functions with Swift integers.
+enum BLAS {
+    /// `C (m×n) = alpha · op(A) · op(B) + beta · C`.
+    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double = 1,
+                     a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+                     beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        guard m > 0, n > 0, k > 0 else { return }
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// Upper triangle of `C (n×n) += Aᵀ A` for `A` with `k` rows of `n` columns.
+    static func syrkTransposed(n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        guard n > 0, k > 0 else { return }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(n), blasint(k), 1, a, blasint(lda), 1, c, blasint(ldc))
+    }
+
+    static var configuration: String { String(cString: openblas_get_config()) }
+    static var threads: Int { Int(openblas_get_num_threads()) }
+}
+
+enum LAPACK {
+    static let upper = CChar(UInt8(ascii: "U"))
+
+    /// Cholesky factorisation of a symmetric positive-definite matrix (upper triangle used); false if not positive definite.
+    static func potrf(_ a: inout [Double], n: Int) -> Int32 {
+        a.withUnsafeMutableBufferPointer { LAPACKE_dpotrf(LAPACK_ROW_MAJOR, upper, Int32(n), $0.baseAddress, Int32(n)) }
+    }
+
+    static func potrs(_ factor: [Double], n: Int, _ b: inout [Double], columns: Int) -> Int32 {
+        factor.withUnsafeBufferPointer { f in
+            b.withUnsafeMutableBufferPointer {
+                LAPACKE_dpotrs(LAPACK_ROW_MAJOR, upper, Int32(n), Int32(columns), f.baseAddress, Int32(n), $0.baseAddress, Int32(columns))
+            }
+        }
+    }
+
+    /// Reciprocal condition number (1-norm) of a Cholesky-factored matrix whose 1-norm is `anorm`.
+    static func pocon(_ factor: [Double], n: Int, anorm: Double) -> Double {
+        var rcond = 0.0
+        _ = factor.withUnsafeBufferPointer {
+            LAPACKE_dpocon(LAPACK_ROW_MAJOR, upper, Int32(n), $0.baseAddress, Int32(n), anorm, &rcond)
+        }
+        return rcond
+    }
+
+    /// Eigen-decomposition of a symmetric matrix: ascending eigenvalues; `a` becomes the eigenvectors (columns).
+    static func syevd(_ a: inout [Double], n: Int) -> (values: [Double], info: Int32) {
+        var w = [Double](repeating: 0, count: n)
+        let info = a.withUnsafeMutableBufferPointer { p in
+            w.withUnsafeMutableBufferPointer {
+                LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), upper, Int32(n), p.baseAddress, Int32(n), $0.baseAddress)
+            }
+        }
+        return (w, info)
+    }
+
+    /// Minimum-norm least squares by SVD (divide and conquer): `a` is rows×cols, `b` rows×nrhs (overwritten;
+    /// the solution is its first `cols` rows). Returns the singular values and the effective rank.
+    static func gelsd(_ a: inout [Double], rows: Int, cols: Int, _ b: inout [Double], nrhs: Int, rcond: Double) -> (singular: [Double], rank: Int, info: Int32) {
+        var s = [Double](repeating: 0, count: min(rows, cols))
+        var rank: Int32 = 0
+        let info = a.withUnsafeMutableBufferPointer { ap in
+            b.withUnsafeMutableBufferPointer { bp in
+                s.withUnsafeMutableBufferPointer { sp in
+                    LAPACKE_dgelsd(LAPACK_ROW_MAJOR, Int32(rows), Int32(cols), Int32(nrhs), ap.baseAddress, Int32(cols),
+                                   bp.baseAddress, Int32(nrhs), sp.baseAddress, rcond, &rank)
+                }
+            }
+        }
+        return (s, Int(rank), info)
+    }
+
+    /// Eigenvalues of a general square matrix.
+    static func geev(_ a: [Double], n: Int) -> (real: [Double], imaginary: [Double], info: Int32) {
+        var m = a
+        var wr = [Double](repeating: 0, count: n)
+        var wi = [Double](repeating: 0, count: n)
+        var dummy = [Double](repeating: 0, count: 1)
+        let no = CChar(UInt8(ascii: "N"))
+        let info = m.withUnsafeMutableBufferPointer { mp in
+            wr.withUnsafeMutableBufferPointer { r in
+                wi.withUnsafeMutableBufferPointer { i in
+                    dummy.withUnsafeMutableBufferPointer { d in
+                        LAPACKE_dgeev(LAPACK_ROW_MAJOR, no, no, Int32(n), mp.baseAddress, Int32(n), r.baseAddress, i.baseAddress,
+                                      d.baseAddress, 1, d.baseAddress, 1)
+                    }
+                }
+            }
+        }
+        return (wr, wi, info)
+    }
+}

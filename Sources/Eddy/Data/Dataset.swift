@@ -1,0 +1,182 @@
+/// What to read: a file (CSV or `.npy`) or a directory of them, which columns are state variables, which are
+/// inputs (controls or exogenous drivers), and which column names the trajectory (episode) a row belongs to.
+public struct DataSpec: Sendable {
+    public var path: String
+    /// State variables by name; nil takes every column except the episode column, the inputs and a time column (`t`, `time`).
+    public var columns: [String]?
+    public var inputs: [String]
+    public var episodeColumn: String?
+    /// Rows per block handed on by the reader.
+    public var blockRows: Int
+
+    public init(path: String, columns: [String]? = nil, inputs: [String] = [], episodeColumn: String? = nil, blockRows: Int = 4096) {
+        self.path = path
+        self.columns = columns
+        self.inputs = inputs
+        self.episodeColumn = episodeColumn
+        self.blockRows = blockRows
+    }
+}
+
+/// Contiguous valid rows of one trajectory: each row holds the variables then the inputs (`width = n + m`).
+/// A block either starts a new segment (a new episode, or the first row after a gap or missing value) or
+/// continues the previous block's segment. Pairs are formed only inside a segment (METHOD.md, "Data").
+public struct RowBlock: Sendable {
+    public var episode: String
+    public var values: [Double]
+    public var rowCount: Int
+    public var startsSegment: Bool
+    /// Where the first row came from, for messages (a line of a CSV file, a row of an array).
+    public var firstLine: Int
+}
+
+/// Streams a dataset as blocks of rows. Readers are opened afresh for every pass over the data.
+public protocol RowReader: AnyObject {
+    var path: String { get }
+    var variableNames: [String] { get }
+    var inputNames: [String] { get }
+    /// The time step read off a time column (`t` or `time`), when there is one.
+    var inferredDt: Double? { get }
+    /// Valid (non-missing) values seen so far per selected column.
+    var validCounts: [Int] { get }
+    func next() throws -> RowBlock?
+}
+
+extension RowReader {
+    public var width: Int { variableNames.count + inputNames.count }
+}
+
+public enum DataSource {
+    /// Opens a CSV file, an `.npy` file or a directory of them, chosen by what the path is.
+    public static func open(_ spec: DataSpec) throws -> RowReader {
+        if FileSystem.isDirectory(spec.path) { return try DirectoryReader(spec: spec) }
+        if spec.path.lowercased().hasSuffix(".npy") { return try NPYReader(spec: spec) }
+        return try CSVReader(spec: spec)
+    }
+
+    /// Reads every segment into memory (forecasting and evaluation work on whole trajectories).
+    public static func loadSegments(_ spec: DataSpec) throws -> (reader: RowReader, segments: [Segment]) {
+        let reader = try open(spec)
+        var segments: [Segment] = []
+        while let block = try reader.next() {
+            if block.startsSegment || segments.isEmpty {
+                segments.append(Segment(episode: block.episode, width: reader.width, firstLine: block.firstLine))
+            }
+            segments[segments.count - 1].values += block.values
+            segments[segments.count - 1].rowCount += block.rowCount
+        }
+        return (reader, segments)
+    }
+}
+
+/// One contiguous run of valid rows of one trajectory, in memory.
+public struct Segment: Sendable {
+    public var episode: String
+    public var width: Int
+    public var firstLine: Int
+    public var values: [Double] = []
+    public var rowCount = 0
+
+    public init(episode: String, width: Int, firstLine: Int) {
+        self.episode = episode
+        self.width = width
+        self.firstLine = firstLine
+    }
+
+    public func row(_ t: Int) -> ArraySlice<Double> { values[(t * width)..<((t + 1) * width)] }
+}
+
+/// Cuts a stream of rows into blocks: a new block starts at a new episode, after a missing row and when full.
+final class BlockBuilder {
+    let width: Int
+    let capacity: Int
+    private var values: [Double] = []
+    private var rows = 0
+    private var episode = ""
+    private var firstLine = 0
+    private var nextStartsSegment = true
+    private var lastEpisode: String?
+    private(set) var ready: [RowBlock] = []
+
+    init(width: Int, capacity: Int) {
+        self.width = width
+        self.capacity = max(1, capacity)
+        values.reserveCapacity(width * self.capacity)
+    }
+
+    /// A valid row.
+    func append(_ row: UnsafeBufferPointer<Double>, episode ep: String, line: Int) {
+        if ep != lastEpisode {
+            close()
+            nextStartsSegment = true
+            lastEpisode = ep
+        }
+        if rows == 0 {
+            episode = ep
+            firstLine = line
+        }
+        values.append(contentsOf: row)
+        rows += 1
+        if rows == capacity { close() }
+    }
+
+    /// A row with a missing value: it ends the current segment.
+    func gap(episode ep: String) {
+        close()
+        nextStartsSegment = true
+        lastEpisode = ep
+    }
+
+    /// Hands on the rows collected so far as a block.
+    func close() {
+        guard rows > 0 else { return }
+        ready.append(RowBlock(episode: episode, values: values, rowCount: rows, startsSegment: nextStartsSegment, firstLine: firstLine))
+        nextStartsSegment = false
+        values.removeAll(keepingCapacity: true)
+        rows = 0
+    }
+
+    func take() -> RowBlock? { ready.isEmpty ? nil : ready.removeFirst() }
+}
+
+/// Resolves the selected columns of a file's header, with messages that list what is there.
+struct ColumnSelection {
+    var variables: [Int]
+    var inputs: [Int]
+    var episode: Int?
+    var time: Int?
+    var variableNames: [String]
+    var inputNames: [String]
+
+    init(header: [String], spec: DataSpec, path: String) throws {
+        func index(of name: String, role: String) throws -> Int {
+            guard let i = header.firstIndex(of: name) else {
+                throw EddyError("\(path): no \(role) column named '\(name)'; the columns are: \(header.joined(separator: ", "))")
+            }
+            return i
+        }
+        episode = try spec.episodeColumn.map { try index(of: $0, role: "episode") }
+        inputs = try spec.inputs.map { try index(of: $0, role: "input") }
+        time = header.firstIndex(of: "t") ?? header.firstIndex(of: "time")
+        if let names = spec.columns {
+            if names.isEmpty { throw EddyError("\(path): --columns is empty; name at least one variable") }
+            variables = try names.map { try index(of: $0, role: "variable") }
+        } else {
+            let taken = Set(inputs + [episode, time].compactMap { $0 })
+            variables = header.indices.filter { !taken.contains($0) }
+            if variables.isEmpty {
+                throw EddyError("\(path): no variable columns left after the episode, input and time columns; name them with --columns")
+            }
+        }
+        if time != nil, variables.contains(time!) || inputs.contains(time!) { time = nil }
+        let all = variables + inputs
+        if Set(all).count != all.count {
+            throw EddyError("\(path): a column is named twice among --columns and --inputs")
+        }
+        if let e = episode, all.contains(e) {
+            throw EddyError("\(path): the episode column '\(header[e])' cannot also be a variable or input")
+        }
+        variableNames = variables.map { header[$0] }
+        inputNames = inputs.map { header[$0] }
+    }
+}

@@ -1,0 +1,160 @@
+/// Forecast skill on held-out trajectories (METHOD.md, "Evaluation").
+public struct Evaluation: Codable, Sendable {
+    public struct Step: Codable, Sendable {
+        public var step: Int
+        /// Mean squared error in the data's units, over origins and variables.
+        public var mse: Double
+        /// The same on standardised variables (training statistics).
+        public var mseStandardised: Double
+        /// Root of the standardised MSE: RMSE in units of each variable's training standard deviation.
+        public var nrmse: Double
+    }
+    public struct ValidPredictionTime: Codable, Sendable {
+        public var threshold: Double
+        public var medianSteps: Double
+        public var medianTime: Double
+        /// In Lyapunov times, when an exponent was given.
+        public var medianLyapunovTimes: Double?
+        public var lyapunovExponent: Double?
+        /// Origins whose error never crossed the threshold within the horizon (their VPT is the horizon).
+        public var censored: Int
+    }
+    public struct Climate: Codable, Sendable {
+        public var steps: Int
+        /// Mean over variables of KL(truth ‖ free run) between histograms.
+        public var histogramKL: Double
+        /// Mean over variables of the Hellinger distance between power spectra.
+        public var spectrumDistance: Double
+        public var perVariableKL: [Double]
+        public var perVariableSpectrum: [Double]
+    }
+
+    public var variables: [String]
+    public var horizon: Int
+    public var dt: Double
+    public var origins: Int
+    public var mse: Double
+    public var mseStandardised: Double
+    public var perVariableMSE: [Double]
+    public var nonFiniteForecasts: Int
+    public var steps: [Step]
+    public var validPredictionTime: ValidPredictionTime
+    public var climate: Climate?
+}
+
+public enum Evaluator {
+    public static func evaluate(model: Model, cases: [ForecastCase], forecasts: [Double], horizon: Int,
+                                threshold: Double = 0.5, lyapunov: Double?) -> Evaluation {
+        let n = model.layout.variables
+        let std = model.normalisation.variableStd
+        var sum = [Double](repeating: 0, count: horizon), sumStd = [Double](repeating: 0, count: horizon)
+        var counts = [Int](repeating: 0, count: horizon)
+        var perVariable = [Double](repeating: 0, count: n), perVariableCount = 0
+        var vpts: [Double] = []
+        var censored = 0
+        var nonFinite = 0
+        for (c, fc) in cases.enumerated() {
+            let available = fc.truth.count / n
+            let slice = Array(forecasts[(c * horizon * n)..<(c * horizon * n + available * n)])
+            if slice.contains(where: { !$0.isFinite }) { nonFinite += 1 }
+            for h in 0..<available {
+                for i in 0..<n {
+                    let e = slice[h * n + i] - fc.truth[h * n + i]
+                    let e2 = e.isFinite ? e * e : .infinity
+                    sum[h] += e2
+                    sumStd[h] += e2 / (std[i] * std[i])
+                    perVariable[i] += e2
+                }
+                counts[h] += n
+                perVariableCount += 1
+            }
+            let errors = Metrics.normalisedErrors(forecast: slice, truth: fc.truth, scale: std)
+            let v = Metrics.validPredictionSteps(errors: errors, threshold: threshold)
+            if v == errors.count { censored += 1 }
+            vpts.append(Double(v))
+        }
+        var steps: [Evaluation.Step] = []
+        var total = 0.0, totalStd = 0.0, totalCount = 0
+        for h in 0..<horizon where counts[h] > 0 {
+            let mse = sum[h] / Double(counts[h]), ms = sumStd[h] / Double(counts[h])
+            steps.append(.init(step: h + 1, mse: mse, mseStandardised: ms, nrmse: ms.squareRoot()))
+            total += sum[h]; totalStd += sumStd[h]; totalCount += counts[h]
+        }
+        let median = Metrics.median(vpts) ?? 0
+        let dt = model.metadata.dt
+        let vpt = Evaluation.ValidPredictionTime(threshold: threshold, medianSteps: median, medianTime: median * dt,
+                                                 medianLyapunovTimes: lyapunov.map { median * dt * $0 }, lyapunovExponent: lyapunov,
+                                                 censored: censored)
+        return Evaluation(variables: model.metadata.variables, horizon: horizon, dt: dt, origins: cases.count,
+                          mse: totalCount > 0 ? total / Double(totalCount) : .nan,
+                          mseStandardised: totalCount > 0 ? totalStd / Double(totalCount) : .nan,
+                          perVariableMSE: perVariable.map { perVariableCount > 0 ? $0 / Double(perVariableCount) : .nan },
+                          nonFiniteForecasts: nonFinite, steps: steps, validPredictionTime: vpt, climate: nil)
+    }
+
+    /// Long free runs against the truth: one run per segment from its first window, over the whole segment.
+    public static func climate(model: Model, segments: [Segment], maxSteps: Int, path: String) throws -> Evaluation.Climate {
+        let n = model.layout.variables, k = model.layout.delays
+        let usable = segments.filter { $0.rowCount > k + 16 }
+        guard !usable.isEmpty else { throw EddyError("\(path): no segment is long enough for a free run (need more than \(k + 16) rows)") }
+        let horizon = min(maxSteps, usable.map { $0.rowCount - k }.min()!)
+        let cases = try Forecaster.cases(model: model, segments: usable, origins: .rows([k - 1]), horizon: horizon, path: path)
+        let runs = Forecaster.run(model: model, cases: cases, horizon: horizon)
+        var kl = [Double](repeating: 0, count: n), spec = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            var truthAll: [Double] = [], modelAll: [Double] = []
+            var s = 0.0
+            for (c, fc) in cases.enumerated() {
+                let t = stride(from: i, to: fc.truth.count, by: n).map { fc.truth[$0] }
+                let f = (0..<(t.count)).map { runs[(c * horizon + $0) * n + i] }
+                truthAll += t; modelAll += f
+                s += Metrics.spectrumDistance(truth: t, model: f)
+            }
+            kl[i] = Metrics.histogramKL(truth: truthAll, model: modelAll)
+            spec[i] = s / Double(cases.count)
+        }
+        return .init(steps: horizon, histogramKL: kl.reduce(0, +) / Double(n), spectrumDistance: spec.reduce(0, +) / Double(n),
+                     perVariableKL: kl, perVariableSpectrum: spec)
+    }
+}
+
+/// Eigenvalues of the Koopman matrix `K` (METHOD.md: stability, frequencies, growth rates).
+public struct Spectrum: Codable, Sendable {
+    public struct Eigenvalue: Codable, Sendable {
+        public var real: Double
+        public var imaginary: Double
+        public var modulus: Double
+        /// Cycles per time unit: arg(λ) / (2π dt).
+        public var frequency: Double
+        /// Continuous-time growth rate ln|λ| / dt (negative: decaying).
+        public var growthRate: Double
+    }
+    public var dt: Double
+    public var eigenvalues: [Eigenvalue]
+
+    public static func of(_ model: Model) throws -> Spectrum {
+        guard let k = model.koopmanMatrix else {
+            throw EddyError("the spectrum needs a Koopman-form model (train with --form koopman); this one is \(model.metadata.form.rawValue)")
+        }
+        let d = model.layout.dictionarySize
+        // K acts on row vectors (g K); its eigenvalues equal those of Kᵀ, so the row-major array serves as is.
+        let (wr, wi, info) = LAPACK.geev(k, n: d)
+        if info != 0 { throw EddyError("eigenvalue computation failed (LAPACK dgeev info \(info))") }
+        let dt = model.metadata.dt
+        var values: [Eigenvalue] = []
+        for i in 0..<d {
+            let mod = (wr[i] * wr[i] + wi[i] * wi[i]).squareRoot()
+            let arg = atan2(wi[i], wr[i])
+            values.append(.init(real: wr[i], imaginary: wi[i], modulus: mod, frequency: arg / (2 * Double.pi * dt),
+                                growthRate: mod > 0 ? log(mod) / dt : -.infinity))
+        }
+        values.sort { $0.modulus > $1.modulus }
+        return Spectrum(dt: dt, eigenvalues: values)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif

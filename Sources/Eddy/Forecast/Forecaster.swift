@@ -1,0 +1,162 @@
+/// Where forecasts start in each trajectory segment. An origin `t` is the newest row of the delay window; the
+/// forecast predicts rows `t+1 … t+H`.
+public enum OriginChoice: Sendable, Equatable {
+    /// The last `k` rows of each trajectory (its last segment): forecasts past the end of the data.
+    case last
+    /// Every `stride` rows from the first full window, as long as the whole horizon has truth.
+    case every(stride: Int)
+    /// The given row indices within each segment (0-based), where the window fits.
+    case rows([Int])
+}
+
+/// One forecast to make: a standardised window, the standardised future inputs, and the truth when known.
+public struct ForecastCase: Sendable {
+    public var episode: String
+    public var origin: Int
+    public var window: [Double]
+    public var inputs: [Double]
+    /// Up to `H × n` values in data units (fewer when the data end first).
+    public var truth: [Double]
+    /// The window's rows in data units, oldest first (for plots).
+    public var history: [Double]
+}
+
+/// Free runs of a model, many origins at once (METHOD.md, "Two recurrent forms"; forecasts in both forms).
+public enum Forecaster {
+    /// Picks origins and builds the cases. `futureInputs` (episode → H × m rows in data units) supplies inputs
+    /// past the end of the data.
+    public static func cases(model: Model, segments: [Segment], origins: OriginChoice, horizon: Int,
+                             futureInputs: [String: [Double]] = [:], path: String) throws -> [ForecastCase] {
+        let l = model.layout
+        let n = l.variables, m = l.inputs, k = l.delays
+        var picks: [(Int, Int)] = []   // (segment, origin)
+        switch origins {
+        case .last:
+            var lastOf: [String: Int] = [:]
+            for (i, s) in segments.enumerated() where s.rowCount >= k { lastOf[s.episode] = i }
+            var seen = Set<String>()
+            for s in segments where !seen.contains(s.episode) {
+                seen.insert(s.episode)
+                if let i = lastOf[s.episode] { picks.append((i, segments[i].rowCount - 1)) }
+            }
+        case .every(let stride):
+            for (i, s) in segments.enumerated() {
+                var t = k - 1
+                while t + horizon <= s.rowCount - 1 {
+                    picks.append((i, t))
+                    t += max(1, stride)
+                }
+            }
+        case .rows(let list):
+            for (i, s) in segments.enumerated() {
+                for t in list where t >= k - 1 && t < s.rowCount { picks.append((i, t)) }
+            }
+        }
+        if picks.isEmpty {
+            throw EddyError("\(path): no forecast origin fits: every segment is shorter than the \(k) delay rows plus the horizon \(horizon) (longest segment: \(segments.map(\.rowCount).max() ?? 0) rows)")
+        }
+        let norm = model.normalisation
+        var out: [ForecastCase] = []
+        out.reserveCapacity(picks.count)
+        for (si, t) in picks {
+            let s = segments[si]
+            var window = [Double](repeating: 0, count: n * k)
+            var history: [Double] = []
+            for lag in 0..<k {
+                let row = s.row(t - lag)
+                for i in 0..<n { window[lag * n + i] = (row[row.startIndex + i] - norm.variableMean[i]) / norm.variableStd[i] }
+            }
+            for r in (t - k + 1)...t { history += s.row(r).prefix(n) }
+            let available = min(horizon, s.rowCount - 1 - t)
+            var truth: [Double] = []
+            for h in 0..<available { truth += s.row(t + 1 + h).prefix(n) }
+            var inputs = [Double](repeating: 0, count: horizon * m)
+            if m > 0 {
+                // u_h for h = 0…H−1 drives the step from row t+h to t+h+1.
+                let fromData = min(horizon, s.rowCount - t)
+                for h in 0..<fromData {
+                    let row = s.row(t + h)
+                    for j in 0..<m { inputs[h * m + j] = row[row.startIndex + n + j] }
+                }
+                if fromData < horizon {
+                    guard let future = futureInputs[s.episode], future.count >= (horizon - fromData) * m else {
+                        throw EddyError("\(path): the model has inputs (\(model.metadata.inputs.joined(separator: ", "))) and trajectory '\(s.episode)' ends \(fromData) step(s) after the origin; give the remaining \(horizon - fromData) future input rows with --future-inputs FILE")
+                    }
+                    for h in fromData..<horizon {
+                        for j in 0..<m { inputs[h * m + j] = future[(h - fromData) * m + j] }
+                    }
+                }
+                for h in 0..<horizon {
+                    for j in 0..<m { inputs[h * m + j] = (inputs[h * m + j] - norm.inputMean[j]) / norm.inputStd[j] }
+                }
+            }
+            out.append(ForecastCase(episode: s.episode, origin: t, window: window, inputs: inputs, truth: truth, history: history))
+        }
+        return out
+    }
+
+    /// Runs all cases together; returns `B × H × n` forecasts in data units.
+    public static func run(model: Model, cases: [ForecastCase], horizon: Int) -> [Double] {
+        let l = model.layout
+        let b = cases.count, n = l.variables, m = l.inputs, p = l.windowSize, d = l.dictionarySize, f = l.featureCount
+        var out = [Double](repeating: 0, count: b * horizon * n)
+        var windows = cases.flatMap(\.window)
+        var features = [Double](repeating: 0, count: b * f)
+        let noInputs = [Double](repeating: 0, count: b * m)
+        func inputs(at h: Int) -> [Double] {
+            guard m > 0 else { return noInputs }
+            var u = [Double](repeating: 0, count: b * m)
+            for c in 0..<b { for j in 0..<m { u[c * m + j] = cases[c].inputs[h * m + j] } }
+            return u
+        }
+        switch l.form {
+        case .koopman:
+            // g_0 = Ψ(z_0); g_{h+1} = [g_h, u_h] Θ; x̂_h = g_h C (the state columns of g_h).
+            features = Lift.rows(windows: windows, inputs: inputs(at: 0), count: b, layer: model.layer, layout: l)
+            var next = [Double](repeating: 0, count: b * d)
+            for h in 0..<horizon {
+                if h > 0 {
+                    let u = inputs(at: h)
+                    for c in 0..<b {
+                        for j in 0..<d { features[c * f + j] = next[c * d + j] }
+                        for j in 0..<m { features[c * f + d + j] = u[c * m + j] }
+                    }
+                }
+                multiply(features, rows: b, inner: f, model.theta, columns: d, into: &next)
+                for c in 0..<b { for i in 0..<n { out[(c * horizon + h) * n + i] = next[c * d + 1 + i] } }
+            }
+        case .recurrent:
+            var x = [Double](repeating: 0, count: b * n)
+            for h in 0..<horizon {
+                features = Lift.rows(windows: windows, inputs: inputs(at: h), count: b, layer: model.layer, layout: l)
+                multiply(features, rows: b, inner: f, model.theta, columns: n, into: &x)
+                for c in 0..<b {
+                    // Shift the prediction into the window: newest first.
+                    let base = c * p
+                    if p > n { for j in stride(from: p - 1, through: n, by: -1) { windows[base + j] = windows[base + j - n] } }
+                    for i in 0..<n {
+                        windows[base + i] = x[c * n + i]
+                        out[(c * horizon + h) * n + i] = x[c * n + i]
+                    }
+                }
+            }
+        }
+        let norm = model.normalisation
+        for idx in 0..<out.count {
+            let i = idx % n
+            out[idx] = out[idx] * norm.variableStd[i] + norm.variableMean[i]
+        }
+        return out
+    }
+
+    static func multiply(_ a: [Double], rows: Int, inner: Int, _ b: [Double], columns: Int, into c: inout [Double]) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer {
+                    BLAS.gemm(transA: false, transB: false, m: rows, n: columns, k: inner, a: ap.baseAddress!, lda: inner,
+                              b: bp.baseAddress!, ldb: columns, beta: 0, c: $0.baseAddress!, ldc: columns)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+/// Everything a model file records about how a model was made (the JSON metadata of the model file).
+public struct ModelMetadata: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+    public var format = "eddy-model"
+    public var formatVersion = ModelMetadata.currentFormatVersion
+    public var eddyVersion = Eddy.version
+    public var variables: [String]
+    public var inputs: [String]
+    public var delays: Int
+    public var width: Int
+    public var form: Form
+    public var sampler: SamplerKind
+    public var activation: Activation
+    public var seed: UInt64
+    /// Standard deviation of random-feature weights (random sampler only).
+    public var randomScale: Double?
+    /// Size of SWIM's candidate pool (a uniform reservoir of training pairs).
+    public var swimPool: Int?
+    public var dt: Double
+    public var solver: SolverKind
+    /// The relative ridge α; the absolute one is `lambda = α · trace(G) / (D + m)`.
+    public var ridge: Double
+    public var lambda: Double
+    public var rcond: Double?
+    /// Condition number of `G + λI` (nil when infinite).
+    public var condition: Double?
+    public var training: TrainingData
+
+    public struct TrainingData: Codable, Sendable, Equatable {
+        public var path: String
+        public var episodeColumn: String?
+        public var rows: Int
+        public var segments: Int
+        public var pairs: Int
+        /// FNV-1a (64 bit) over the values and segment boundaries in stream order.
+        public var fingerprint: String
+    }
+}
+
+public enum Eddy {
+    public static let version = "0.1.0"
+}
+
+/// A trained model: the hidden layer, the normalisation and the outer weights of one form
+/// (METHOD.md, "Two recurrent forms"). `theta` is `(D + m) × targets`: `[K; B]` (Koopman) or `[A; B]` (recurrent).
+public struct Model: Sendable {
+    public var metadata: ModelMetadata
+    public var layer: HiddenLayer
+    public var normalisation: Normalisation
+    public var theta: [Double]
+
+    public init(metadata: ModelMetadata, layer: HiddenLayer, normalisation: Normalisation, theta: [Double]) {
+        self.metadata = metadata
+        self.layer = layer
+        self.normalisation = normalisation
+        self.theta = theta
+    }
+
+    public var layout: DictionaryLayout {
+        DictionaryLayout(variables: metadata.variables.count, delays: metadata.delays, width: metadata.width,
+                         inputs: metadata.inputs.count, form: metadata.form)
+    }
+
+    /// The Koopman matrix `K` (D × D), the first D rows of `theta` (Koopman form only).
+    public var koopmanMatrix: [Double]? {
+        guard metadata.form == .koopman else { return nil }
+        let d = layout.dictionarySize
+        return Array(theta[0..<(d * d)])
+    }
+
+    /// The readout `C` (D × n): the dictionary holds the state `z` in columns `1…n`, so `x_t = Ψ_t C` is that
+    /// coordinate projection exactly (a least-squares `C` reproduces it up to the ridge).
+    public var readout: [Double] {
+        let d = layout.dictionarySize, n = layout.variables
+        var c = [Double](repeating: 0, count: d * n)
+        for i in 0..<n { c[(1 + i) * n + i] = 1 }
+        return c
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Eddy
+
+@main
+struct EddyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eddy",
+        abstract: "Train recurrent networks without gradients: sampled hidden layers, outer weights solved by EDMD.",
+        discussion: """
+        A typical session:
+          eddy generate vanderpol --trajectories 100 --steps 200 --out train.csv
+          eddy train --data train.csv --episode-column episode --width 400 --out vdp.safetensors
+          eddy generate vanderpol --trajectories 20 --steps 201 --seed 1 --initial-range -2,2 --out test.csv
+          eddy evaluate --model vdp.safetensors --data test.csv --episode-column episode --horizon 200
+        """,
+        version: Eddy.version,
+        subcommands: [Generate.self, Train.self, Forecast.self, Evaluate.self, SpectrumCommand.self, Devices.self]
+    )
+}
+
+/// Runs a command body; an `EddyError` becomes one line on stderr and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as EddyError {
+        printError("eddy: error: \(error.message)")
+        throw ExitCode.failure
+    }
+}
+
+/// The data options every command that reads trajectories shares.
+struct DataOptions: ParsableArguments {
+    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), or a directory of such files (one trajectory each).")
+    var data: String
+
+    @Option(help: "The column naming the trajectory (episode) each CSV row belongs to, e.g. a station. Rows of one episode must be contiguous.")
+    var episodeColumn: String?
+
+    @Option(help: "State variables by name, comma-separated (.npy columns are c0, c1, …). Default: every column but the episode, inputs and a time column t/time.")
+    var columns: String?
+
+    @Option(help: "Input (control or exogenous) columns by name, comma-separated.")
+    var inputs: String?
+
+    func spec(defaultColumns: [String]? = nil, defaultInputs: [String] = [], defaultEpisode: String? = nil) -> DataSpec {
+        DataSpec(path: data, columns: columns.map(splitList) ?? defaultColumns, inputs: inputs.map(splitList) ?? defaultInputs,
+                 episodeColumn: episodeColumn ?? defaultEpisode)
+    }
+}
+
+func splitList(_ s: String) -> [String] {
+    s.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Progress on stderr, only when stderr is a terminal, at most a few updates a second.
+final class TerminalProgress: @unchecked Sendable {
+    private var last = Stopwatch()
+    private var elapsed = 0.0
+    private var shown = false
+    let enabled = FileSystem.stderrIsTerminal
+
+    func handler() -> ProgressHandler? {
+        guard enabled else { return nil }
+        return { [self] label, done, total in
+            elapsed += last.lap()
+            guard elapsed > 0.25 else { return }
+            elapsed = 0
+            shown = true
+            let text = total > 0 ? "\(label): \(done)/\(total) (\(100 * done / max(total, 1))%)" : "\(label): \(done) rows"
+            printErrorInline("\r\(text)   ")
+        }
+    }
+
+    func clear() {
+        if shown { printErrorInline("\r\u{1B}[K") }
+    }
+}
+
+func printErrorInline(_ text: String) {
+    printError(text, newline: false)
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Eddy
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score free-run forecasts against held-out trajectories: MSE and NRMSE per step, valid prediction time, and optionally long-run statistics.",
+        discussion: """
+        Forecasts start at every origin where the whole horizon has truth (default: every H rows from the first full window).
+        NRMSE is the RMSE in units of each variable's training standard deviation. The valid prediction time is the first
+        step whose normalised error exceeds --threshold (median over origins), in Lyapunov times when --lyapunov is given.
+        --climate adds the histogram KL divergence and power-spectrum distance of one long free run per trajectory.
+        Example: eddy evaluate --model m.safetensors --data test.csv --episode-column episode --horizon 1000 --lyapunov 0.906
+        """
+    )
+
+    @OptionGroup var options: ForecastOptions
+    @Option(help: "The largest Lyapunov exponent (per time unit), to report the valid prediction time in Lyapunov times.") var lyapunov: Double?
+    @Option(help: "Error threshold on standardised variables for the valid prediction time.") var threshold = 0.5
+    @Flag(help: "Also compare long free runs with the truth (histogram KL, power spectra).") var climate = false
+    @Option(help: "Longest free run for --climate.") var freeRun = 10000
+    @Option(help: "Print every Nth horizon step in the table (all steps are in --json).") var every: Int?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let (model, segments, spec) = try options.load()
+            let h = options.horizon
+            let cases = try Forecaster.cases(model: model, segments: segments, origins: options.origin(default: .every(stride: h)),
+                                             horizon: h, path: spec.path)
+            let forecasts = Forecaster.run(model: model, cases: cases, horizon: h)
+            var result = Evaluator.evaluate(model: model, cases: cases, forecasts: forecasts, horizon: h, threshold: threshold, lyapunov: lyapunov)
+            if climate { result.climate = try Evaluator.climate(model: model, segments: segments, maxSteps: freeRun, path: spec.path) }
+            if json {
+                print(evaluationJSON(result).text)
+                return
+            }
+            print("\(result.origins) forecast(s) of \(h) steps (dt = \(Format.general(result.dt))) on \(spec.path)")
+            print("MSE over all steps: \(Format.scientific(result.mse)) (data units), \(Format.scientific(result.mseStandardised)) (standardised)")
+            let vpt = result.validPredictionTime
+            var line = "valid prediction time (error > \(Format.general(threshold))): median \(Format.general(vpt.medianSteps)) steps = \(Format.general(vpt.medianTime)) time units"
+            if let l = vpt.medianLyapunovTimes { line += " = \(Format.general(l)) Lyapunov times" }
+            if vpt.censored > 0 { line += " (\(vpt.censored) of \(result.origins) never exceeded it within the horizon)" }
+            print(line)
+            if result.nonFiniteForecasts > 0 { print("warning: \(result.nonFiniteForecasts) forecast(s) turned non-finite") }
+            let stride = every ?? max(1, h / 10)
+            print("")
+            print("step      MSE          MSE (std)    NRMSE")
+            for s in result.steps where s.step == 1 || s.step % stride == 0 || s.step == h {
+                print(pad("\(s.step)", 8) + "  " + pad(Format.scientific(s.mse), 11) + "  " + pad(Format.scientific(s.mseStandardised), 11) + "  " + Format.scientific(s.nrmse))
+            }
+            if let c = result.climate {
+                print("")
+                print("long free runs (\(c.steps) steps): histogram KL \(Format.scientific(c.histogramKL)), power-spectrum distance \(Format.fixed(c.spectrumDistance, 4))")
+            }
+        }
+    }
+}
+
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+
+func evaluationJSON(_ r: Evaluation) -> JSON {
+    let v = r.validPredictionTime
+    var pairs: [(String, JSON)] = [
+        ("variables", .array(r.variables.map { .string($0) })), ("horizon", .int(r.horizon)), ("dt", .number(r.dt)),
+        ("origins", .int(r.origins)), ("mse", .number(r.mse)), ("mse_standardised", .number(r.mseStandardised)),
+        ("mse_per_variable", .numbers(r.perVariableMSE)), ("non_finite_forecasts", .int(r.nonFiniteForecasts)),
+        ("valid_prediction_time", .object([
+            "threshold": .number(v.threshold), "median_steps": .number(v.medianSteps), "median_time": .number(v.medianTime),
+            "median_lyapunov_times": .optional(v.medianLyapunovTimes), "lyapunov_exponent": .optional(v.lyapunovExponent),
+            "censored": .int(v.censored),
+        ])),
+        ("steps", .array(r.steps.map { .object(["step": .int($0.step), "mse": .number($0.mse), "mse_standardised": .number($0.mseStandardised), "nrmse": .number($0.nrmse)]) })),
+    ]
+    if let c = r.climate {
+        pairs.append(("climate", .object([
+            "steps": .int(c.steps), "histogram_kl": .number(c.histogramKL), "spectrum_distance": .number(c.spectrumDistance),
+            "histogram_kl_per_variable": .numbers(c.perVariableKL), "spectrum_distance_per_variable": .numbers(c.perVariableSpectrum),
+        ])))
+    }
+    return .object(pairs)
+}

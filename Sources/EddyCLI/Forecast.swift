@@ -1,0 +1,126 @@
+import ArgumentParser
+import Eddy
+
+struct ForecastOptions: ParsableArguments {
+    @Option(help: "The model file written by eddy train.") var model: String
+    @OptionGroup var data: DataOptions
+    @Option(help: "Steps to forecast.") var horizon: Int
+    @Option(help: "Origins: 'last' (the last k rows of each trajectory), 'every:S' (every S rows where the horizon has truth) or a list of row indices '100,200'.")
+    var origins: String?
+
+    func origin(default d: OriginChoice) throws -> OriginChoice {
+        guard let o = origins else { return d }
+        if o == "last" { return .last }
+        if o.hasPrefix("every:"), let s = Int(o.dropFirst(6)), s > 0 { return .every(stride: s) }
+        let list = splitList(o).compactMap(Int.init)
+        guard !list.isEmpty, list.count == splitList(o).count, list.allSatisfy({ $0 >= 0 }) else {
+            throw EddyError("--origins: expected 'last', 'every:S' or row indices like '100,200', got '\(o)'")
+        }
+        return .rows(list)
+    }
+
+    /// Loads the model and the trajectories with the model's own columns.
+    func load() throws -> (Model, [Segment], DataSpec) {
+        if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
+        let model = try ModelFile.read(self.model)
+        let spec = data.spec(defaultColumns: model.metadata.variables, defaultInputs: model.metadata.inputs,
+                             defaultEpisode: model.metadata.training.episodeColumn)
+        if let c = spec.columns, c != model.metadata.variables {
+            throw EddyError("--columns \(c.joined(separator: ",")) differ from the model's variables \(model.metadata.variables.joined(separator: ","))")
+        }
+        if spec.inputs != model.metadata.inputs {
+            throw EddyError("--inputs \(spec.inputs.joined(separator: ",")) differ from the model's inputs \(model.metadata.inputs.joined(separator: ","))")
+        }
+        let (_, segments) = try DataSource.loadSegments(spec)
+        if segments.isEmpty { throw EddyError("\(spec.path): no valid rows") }
+        return (model, segments, spec)
+    }
+}
+
+struct Forecast: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forecast H steps ahead with a trained model, from the end of each trajectory or from given origins.",
+        discussion: """
+        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin' when origins
+        were given, 'step' (1…H) and one column per variable, in the data's units. An .npy output holds (B, H, n).
+        Models with inputs take future inputs from the data, or from --future-inputs past its end.
+        Example: eddy forecast --model m.safetensors --data test.csv --episode-column episode --horizon 50 --out f.csv --plot f.svg
+        """
+    )
+
+    @OptionGroup var options: ForecastOptions
+    @Option(help: "CSV with the model's input columns (and the episode column): inputs for the steps past the end of the data.") var futureInputs: String?
+    @Option(help: "Output: .csv or .npy.") var out: String
+    @Option(help: "Also draw truth and forecast per variable (the first forecast) as an SVG.") var plot: String?
+
+    func run() throws {
+        try reportingErrors {
+            let (model, segments, spec) = try options.load()
+            var future: [String: [Double]] = [:]
+            if let f = futureInputs {
+                guard !model.metadata.inputs.isEmpty else { throw EddyError("--future-inputs: the model has no inputs") }
+                let (_, segs) = try DataSource.loadSegments(DataSpec(path: f, columns: model.metadata.inputs, inputs: [], episodeColumn: spec.episodeColumn))
+                for s in segs { future[s.episode, default: []] += s.values }
+            }
+            let cases = try Forecaster.cases(model: model, segments: segments, origins: options.origin(default: .last),
+                                             horizon: options.horizon, futureInputs: future, path: spec.path)
+            let values = Forecaster.run(model: model, cases: cases, horizon: options.horizon)
+            let n = model.layout.variables, h = options.horizon
+            let bad = (0..<cases.count).filter { c in values[(c * h * n)..<((c + 1) * h * n)].contains { !$0.isFinite } }
+            if out.lowercased().hasSuffix(".npy") {
+                let file = try AtomicFile(path: out)
+                try file.write(NPY.header(shape: [cases.count, h, n]))
+                try file.write(doubles: values)
+                try file.commit()
+            } else {
+                let withOrigin = options.origins != nil && options.origins != "last"
+                var text = ([spec.episodeColumn ?? "episode"] + (withOrigin ? ["origin"] : []) + ["step"] + model.metadata.variables).joined(separator: ",") + "\n"
+                for (c, fc) in cases.enumerated() {
+                    for s in 0..<h {
+                        var row = [csvField(fc.episode)] + (withOrigin ? ["\(fc.origin)"] : []) + ["\(s + 1)"]
+                        for i in 0..<n { let v = values[(c * h + s) * n + i]; row.append(v.isFinite ? "\(v)" : "nan") }
+                        text += row.joined(separator: ",") + "\n"
+                    }
+                }
+                try AtomicFile.write(text, to: out)
+            }
+            if let plot {
+                try AtomicFile.write(forecastPlot(model: model, fc: cases[0], forecast: Array(values[0..<(h * n)]), horizon: h), to: plot)
+            }
+            if !bad.isEmpty {
+                printError("eddy: warning: \(bad.count) of \(cases.count) forecasts turned non-finite (written as nan); the model diverges: raise --ridge")
+            }
+            print("wrote \(out): \(cases.count) forecast(s) × \(h) steps of \(model.metadata.variables.joined(separator: ","))\(plot.map { ", plot \($0)" } ?? "")")
+        }
+    }
+}
+
+func csvField(_ s: String) -> String {
+    s.contains(",") || s.contains("\"") ? "\"" + s.replacingAll("\"", "\"\"") + "\"" : s
+}
+
+extension String {
+    func replacingAll(_ a: Character, _ b: String) -> String {
+        var out = ""
+        for c in self { if c == a { out += b } else { out.append(c) } }
+        return out
+    }
+}
+
+/// Truth (history and what followed) and forecast, one panel per variable, time in the model's units.
+func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int) -> String {
+    let n = model.layout.variables, k = model.layout.delays, dt = model.metadata.dt
+    var panels: [LinePlot.Panel] = []
+    for i in 0..<n {
+        let hist = stride(from: i, to: fc.history.count, by: n).map { fc.history[$0] }
+        let truth = stride(from: i, to: fc.truth.count, by: n).map { fc.truth[$0] }
+        let tHist = (0..<hist.count).map { Double($0 - (k - 1)) * dt }
+        let tTruth = (0..<truth.count).map { Double($0 + 1) * dt }
+        var series = [LinePlot.Series(name: "truth", x: tHist + tTruth, y: hist + truth)]
+        let f = stride(from: i, to: forecast.count, by: n).map { forecast[$0] }
+        series.append(LinePlot.Series(name: "forecast (\(model.metadata.form.rawValue))", x: [0] + (0..<horizon).map { Double($0 + 1) * dt },
+                                      y: [hist.last ?? .nan] + f, dashed: true))
+        panels.append(LinePlot.Panel(title: model.metadata.variables[i], xLabel: "time after origin", yLabel: model.metadata.variables[i], series: series))
+    }
+    return LinePlot(title: "Forecast from trajectory \(fc.episode), origin row \(fc.origin)", panels: panels).render()
+}

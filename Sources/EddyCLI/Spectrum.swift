@@ -1,0 +1,38 @@
+import ArgumentParser
+import Eddy
+
+struct SpectrumCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spectrum",
+        abstract: "Eigenvalues of a Koopman-form model's matrix K: modulus, frequency and growth rate.",
+        discussion: """
+        |λ| > 1 marks a growing mode, |λ| < 1 a decaying one; the constant in the dictionary gives λ = 1.
+        Frequency is arg(λ)/(2π·dt) cycles per time unit, growth rate ln|λ|/dt per time unit.
+        """
+    )
+
+    @Option(help: "A Koopman-form model file.") var model: String
+    @Option(help: "Show the N eigenvalues of largest modulus (all are in --json).") var top = 20
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let s = try Spectrum.of(try ModelFile.read(model))
+            if json {
+                print(JSON.object([
+                    "dt": .number(s.dt),
+                    "eigenvalues": .array(s.eigenvalues.map { .object(["real": .number($0.real), "imaginary": .number($0.imaginary), "modulus": .number($0.modulus), "frequency": .number($0.frequency), "growth_rate": .number($0.growthRate)]) }),
+                ]).text)
+                return
+            }
+            print("\(s.eigenvalues.count) eigenvalues of K (dt = \(Format.general(s.dt))); largest modulus first")
+            print("  #   real          imag          modulus       frequency     growth rate")
+            for (i, e) in s.eigenvalues.prefix(top).enumerated() {
+                print(pad("\(i + 1)", 4) + pad(Format.scientific(e.real, 5), 14) + pad(Format.scientific(e.imaginary, 5), 14) + pad(Format.fixed(e.modulus, 8), 14)
+                      + pad(Format.scientific(e.frequency, 4), 14) + Format.scientific(e.growthRate, 4))
+            }
+            let outside = s.eigenvalues.filter { $0.modulus > 1 + 1e-6 }.count
+            print("\(outside) eigenvalue(s) outside the unit circle (|λ| > 1 + 1e-6)")
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Eddy
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model in one streamed pass: sample the hidden layer, accumulate G and R, solve in double precision.",
+        discussion: """
+        Two passes over the data, each streamed in chunks: the first computes means, standard deviations and SWIM's
+        candidate pool, the second lifts every pair [1, z, φ(z), u] and adds it to G = ΣΦᵀΦ and R = ΣΦᵀY.
+        Memory does not grow with the number of rows (except --solver lstsq, which keeps the rows).
+        Example: eddy train --data train.csv --episode-column episode --width 400 --form recurrent --out model.safetensors
+        """
+    )
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Delays k: the window z_t = [x_t, …, x_{t-k+1}].") var delays = 1
+    @Option(help: "Neurons M in the sampled hidden layer (0: a linear model on the delays).") var width: Int
+    @Option(help: "Hidden-layer sampler: swim (data-driven pairs) or random (Gaussian weights, uniform biases).") var sampler: String = "swim"
+    @Option(help: "Activation: tanh or relu.") var activation: String = "tanh"
+    @Option(help: "Model form: recurrent (x_{t+1} = Ψ(z_t)A + u_tB, re-lifted every step) or koopman (Ψ_{t+1} = Ψ_tK + u_tB).") var form: String = "recurrent"
+    @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m).") var ridge = 1e-10
+    @Option(help: "Solver: cholesky (default), eigh (ridge path, --rcond cut-off) or lstsq (SVD on the rows, in memory).") var solver: String = "cholesky"
+    @Option(help: "Cut-off for eigh and lstsq: singular values below rcond·σ_max are dropped (as NumPy's lstsq).") var rcond: Double?
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "Time step of the data (default: read off a t/time column, else 1).") var dt: Double?
+    @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
+    @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
+    @Option(help: "Compute backend: auto or cpu.") var backend: String = "auto"
+    @Option(help: "Where to write the model (safetensors with JSON metadata).") var out: String
+    @Flag(help: "Print a JSON report on stdout.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            var config = TrainingConfig(data: data.spec())
+            config.delays = delays
+            config.width = width
+            config.sampler = try parseChoice(sampler, "--sampler")
+            config.activation = try parseChoice(activation, "--activation")
+            config.form = try parseChoice(form, "--form")
+            config.ridge = ridge
+            config.solver = try parseChoice(solver, "--solver")
+            config.rcond = rcond
+            config.seed = seed
+            config.dt = dt
+            config.randomScale = scale
+            config.chunkRows = chunkRows
+            config.swimPool = swimPool
+            if width <= 0 && width != 0 { throw EddyError("--width must be positive (or 0 for a linear model), got \(width)") }
+            let choice: BackendChoice = try parseChoice(backend, "--backend")
+            let (device, reason) = Backends.make(choice)
+            if !json { printError("backend \(reason)") }
+            let progress = TerminalProgress()
+            var clock = Stopwatch()
+            let (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
+            progress.clear()
+            try ModelFile.write(model, to: out)
+            let total = clock.lap()
+            for w in report.warnings { printError("eddy: warning: \(w)") }
+            let s = report.statistics
+            if json {
+                print(JSON.object([
+                    "model": .string(out), "backend": .string(report.backend), "rows": .int(s.rows), "segments": .int(s.segments),
+                    "pairs": .int(s.pairs), "features": .int(model.layout.featureCount), "form": .string(model.metadata.form.rawValue),
+                    "solver": .string(model.metadata.solver.rawValue), "ridge": .number(model.metadata.ridge), "lambda": .number(model.metadata.lambda),
+                    "condition": .number(report.condition), "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
+                    "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
+                    "warnings": .array(report.warnings.map { .string($0) }),
+                ]).text)
+            } else {
+                print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
+                print("solver \(model.metadata.solver.rawValue), ridge α = \(Format.general(config.ridge)) (λ = \(Format.scientific(model.metadata.lambda))), condition ≈ \(Format.scientific(report.condition))")
+                print("time: \(Format.fixed(total, 2)) s (statistics \(Format.fixed(report.seconds["statistics"] ?? 0, 2)), accumulate \(Format.fixed(report.seconds["accumulate"] ?? 0, 2)), solve \(Format.fixed(report.seconds["solve"] ?? 0, 2)))")
+                print("wrote \(out)")
+            }
+        }
+    }
+}
+
+/// Parses a closed set of names with a message that lists them.
+func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, _ option: String) throws -> T where T.RawValue == String {
+    guard let v = T(rawValue: text) else {
+        throw EddyError("\(option): unknown value '\(text)'; expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return v
+}
