@@ -1,0 +1,43 @@
+import Foundation
+@testable import Eddy
+
+/// A fresh scratch directory.
+func scratch(_ tag: String = "eddy") throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url.path
+}
+
+func writeText(_ text: String, _ path: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+/// Reads a whole dataset through the streaming reader.
+func readAll(_ spec: DataSpec) throws -> [RowBlock] {
+    let r = try DataSource.open(spec)
+    var out: [RowBlock] = []
+    while let b = try r.next() { out.append(b) }
+    return out
+}
+
+func maxAbsDiff(_ a: [Double], _ b: [Double]) -> Double {
+    precondition(a.count == b.count)
+    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+func maxAbs(_ a: [Double]) -> Double { a.map(abs).max() ?? 0 }
+
+/// A small CSV of several noisy-free trajectories of a linear rotation (known dynamics), with an episode column.
+func rotationCSV(_ path: String, episodes: Int = 3, steps: Int = 60, withInput: Bool = false) throws {
+    var text = withInput ? "episode,t,a,b,u\n" : "episode,t,a,b\n"
+    let c = cos(0.1), s = sin(0.1)
+    for e in 0..<episodes {
+        var x = 1.0 + Double(e) * 0.3, y = -0.5 + 0.2 * Double(e)
+        for t in 0..<steps {
+            let u = withInput ? sin(0.37 * Double(t + 5 * e)) : 0
+            text += "ep\(e),\(Double(t) * 0.1),\(x),\(y)" + (withInput ? ",\(u)" : "") + "\n"
+            (x, y) = (c * x - s * y + 0.1 * u, s * x + c * y)
+        }
+    }
+    try writeText(text, path)
+}
