@@ -3,6 +3,7 @@
 public struct DataSpec: Sendable {
     public var path: String
     /// State variables by name; nil takes every column except the episode column, the inputs and a time column (`t`, `time`).
+    /// Without `episodeColumn`, a column named `episode` is the episode column.
     public var columns: [String]?
     public var inputs: [String]
     public var episodeColumn: String?
@@ -155,7 +156,9 @@ struct ColumnSelection {
             }
             return i
         }
+        // A column named `episode` (as `eddy generate` writes) is the episode column unless another is named.
         episode = try spec.episodeColumn.map { try index(of: $0, role: "episode") }
+            ?? (spec.columns?.contains("episode") == true || spec.inputs.contains("episode") ? nil : header.firstIndex(of: "episode"))
         inputs = try spec.inputs.map { try index(of: $0, role: "input") }
         time = header.firstIndex(of: "t") ?? header.firstIndex(of: "time")
         if let names = spec.columns {

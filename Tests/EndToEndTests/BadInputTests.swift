@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// ISSUE 2, bad input: each case gives a clear message naming the file (and line/column where there is one),
+/// a non-zero exit, and leaves no output file (nor a temporary one) behind.
+@Suite("Bad input: clear errors, nothing written", .serialized)
+struct BadInputTests {
+    let good = "a,b\n1,2\n2,3\n3,5\n4,4\n5,1\n6,0\n"
+
+    func expectFailure(_ arguments: [String], in dir: String, mentions: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let before = try listing(dir)
+        let r = try eddy(arguments)
+        #expect(r.status != 0, "exit status", sourceLocation: sourceLocation)
+        for m in mentions { #expect(r.stderr.contains(m), "stderr should mention '\(m)': \(r.stderr)", sourceLocation: sourceLocation) }
+        #expect(!r.stderr.contains("Fatal error"), sourceLocation: sourceLocation)
+        #expect(try listing(dir) == before, "no file written", sourceLocation: sourceLocation)
+    }
+
+    func train(_ data: String, _ dir: String, _ extra: [String] = []) -> [String] {
+        ["train", "--data", data, "--width", "5", "--out", dir + "/m.safetensors"] + extra
+    }
+
+    @Test(arguments: [
+        ("empty", "", ["empty file"]),
+        ("header", "a,b\n", ["header only"]),
+        ("ragged", "a,b\n1,2\n3\n4,5\n", [":3:", "expected 2 fields"]),
+        ("text", "a,b\n1,2\n3,abc\n", [":3:2:", "'abc'", "column 'b'"]),
+        ("inf", "a,b\n1,2\n3,Inf\n", [":3:2:", "infinite"]),
+        ("short", "a,b\n1,2\n", ["no trajectory has 2 consecutive valid rows"]),
+        ("allnan", "a,b\n1,NA\n2,NA\n3,NA\n", ["column 'b' has no valid value"]),
+    ])
+    func badCSV(name: String, text: String, mentions: [String]) throws {
+        let dir = try scratch()
+        let data = dir + "/\(name).csv"
+        try write(text, data)
+        try expectFailure(train(data, dir), in: dir, mentions: [data] + mentions)
+    }
+
+    @Test func missingFileUnknownColumnBadWidthAndTooFewRows() throws {
+        let dir = try scratch()
+        try expectFailure(train(dir + "/nope.csv", dir), in: dir, mentions: [dir + "/nope.csv", "no such file"])
+        let data = dir + "/d.csv"
+        try write(good, data)
+        try expectFailure(train(data, dir, ["--columns", "a,zz"]), in: dir, mentions: [data, "no variable column named 'zz'", "a, b"])
+        try expectFailure(["train", "--data", data, "--width=-3", "--out", dir + "/m.safetensors"], in: dir, mentions: ["--width", "-3"])
+        try expectFailure(train(data, dir, ["--delays", "6"]), in: dir, mentions: [data, "no trajectory has 7 consecutive valid rows"])
+        try expectFailure(train(data, dir, ["--solver", "qr"]), in: dir, mentions: ["--solver", "cholesky, eigh, lstsq"])
+    }
+
+    @Test func brokenModelFiles() throws {
+        let dir = try scratch()
+        let data = dir + "/d.csv"
+        try write(good, data)
+        #expect(try eddy(train(data, dir)).status == 0)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/m.safetensors"))
+        let forecast = { (model: String) in ["forecast", "--model", model, "--data", data, "--horizon", "3", "--out", dir + "/f.csv"] }
+        // Truncated: half the file.
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: dir + "/half.safetensors"))
+        try expectFailure(forecast(dir + "/half.safetensors"), in: dir, mentions: [dir + "/half.safetensors", "truncated"])
+        // Corrupted header: bytes overwritten inside the JSON.
+        var corrupt = bytes
+        for i in 20..<60 { corrupt[i] = 0x7B }
+        try corrupt.write(to: URL(fileURLWithPath: dir + "/bad.safetensors"))
+        try expectFailure(forecast(dir + "/bad.safetensors"), in: dir, mentions: [dir + "/bad.safetensors", "corrupted"])
+        // Not a model at all.
+        try write("hello, world", dir + "/text.safetensors")
+        try expectFailure(forecast(dir + "/text.safetensors"), in: dir, mentions: [dir + "/text.safetensors", "not an Eddy model file"])
+        // Another format version (same length, so the file stays well-formed).
+        let needle = Array("\\\"formatVersion\\\":1".utf8)
+        let all = [UInt8](bytes)
+        guard let at = (0...(all.count - needle.count)).first(where: { Array(all[$0..<($0 + needle.count)]) == needle }) else {
+            Issue.record("no formatVersion in the metadata")
+            return
+        }
+        var other = bytes
+        other[at + needle.count - 1] = UInt8(ascii: "7")
+        try other.write(to: URL(fileURLWithPath: dir + "/v7.safetensors"))
+        try expectFailure(forecast(dir + "/v7.safetensors"), in: dir, mentions: [dir + "/v7.safetensors", "format version 7", "reads version 1"])
+    }
+
+    @Test func forecastNeedsFutureInputsForInputModels() throws {
+        let dir = try scratch()
+        #expect(try eddy(["generate", "forced-vanderpol", "--trajectories", "3", "--steps", "80", "--out", dir + "/d.csv"]).status == 0)
+        #expect(try eddy(["train", "--data", dir + "/d.csv", "--inputs", "u", "--width", "20", "--out", dir + "/m.st"]).status == 0)
+        try expectFailure(["forecast", "--model", dir + "/m.st", "--data", dir + "/d.csv", "--horizon", "4", "--out", dir + "/f.csv"],
+                          in: dir, mentions: ["--future-inputs"])
+        var future = "episode,u\n"
+        for e in 0..<3 { for _ in 0..<4 { future += "\(e),0.1\n" } }
+        try write(future, dir + "/future.csv")
+        let ok = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/d.csv", "--horizon", "4", "--future-inputs", dir + "/future.csv", "--out", dir + "/f.csv"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        // Origins inside the data take the inputs from the data.
+        let inside = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/d.csv", "--horizon", "4", "--origins", "10,20", "--out", dir + "/g.csv"])
+        #expect(inside.status == 0, "\(inside.stderr)")
+        #expect(try String(contentsOfFile: dir + "/g.csv", encoding: .utf8).hasPrefix("episode,origin,step,x,y\n"))
+    }
+}

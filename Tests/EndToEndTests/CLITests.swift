@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+/// The package root, found from this file's path.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// The `eddy` binary built by `swift build` (Scripts/test.sh builds it before running the tests).
+let eddyBinary: String = {
+    for config in ["debug", "release"] {
+        let p = packageRoot + "/.build/\(config)/eddy"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return packageRoot + "/.build/debug/eddy"
+}()
+
+struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+@discardableResult
+func run(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Read before waiting so a full pipe cannot block the child.
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+func eddy(_ arguments: [String]) throws -> Run {
+    guard FileManager.default.isExecutableFile(atPath: eddyBinary) else {
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "build eddy first: swift build --product eddy"])
+    }
+    return try run(eddyBinary, arguments)
+}
+
+func scratch() throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-e2e-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url.path
+}
+
+func write(_ text: String, _ path: String) throws { try text.write(toFile: path, atomically: true, encoding: .utf8) }
+
+func listing(_ dir: String) throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir).sorted() }
+
+@Suite("eddy on the command line", .serialized)
+struct CLITests {
+    /// Generate → train → forecast → evaluate → spectrum, with the forecast CSV's promised columns.
+    @Test func pipelineOnVanDerPol() throws {
+        let dir = try scratch()
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "20", "--steps", "100", "--out", dir + "/train.csv"]).status == 0)
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "3", "--steps", "60", "--seed", "2", "--out", dir + "/test.csv"]).status == 0)
+        let train = try eddy(["train", "--data", dir + "/train.csv", "--episode-column", "episode", "--width", "80", "--form", "koopman",
+                              "--ridge", "1e-8", "--out", dir + "/m.safetensors", "--json"])
+        #expect(train.status == 0, "\(train.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(train.stdout.utf8)) as! [String: Any]
+        #expect(report["pairs"] as? Int == 20 * 99)
+        let f = try eddy(["forecast", "--model", dir + "/m.safetensors", "--data", dir + "/test.csv", "--episode-column", "episode",
+                          "--horizon", "5", "--out", dir + "/f.csv", "--plot", dir + "/f.svg"])
+        #expect(f.status == 0, "\(f.stderr)")
+        let lines = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "episode,step,x,y")
+        #expect(lines.count == 1 + 3 * 5)
+        #expect(lines[1].hasPrefix("0,1,") && lines[5].hasPrefix("0,5,") && lines[6].hasPrefix("1,1,"))
+        let svg = try String(contentsOfFile: dir + "/f.svg", encoding: .utf8)
+        #expect(svg.contains("<svg") && svg.contains("truth") && svg.contains("forecast"))
+        let npy = try eddy(["forecast", "--model", dir + "/m.safetensors", "--data", dir + "/test.csv", "--horizon", "5", "--out", dir + "/f.npy"])
+        #expect(npy.status == 0, "\(npy.stderr)")
+        let e = try eddy(["evaluate", "--model", dir + "/m.safetensors", "--data", dir + "/test.csv", "--horizon", "50", "--json", "--climate"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let ev = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        #expect((ev["steps"] as? [Any])?.count == 50)
+        #expect(ev["origins"] as? Int == 3)
+        #expect(ev["climate"] != nil)
+        let s = try eddy(["spectrum", "--model", dir + "/m.safetensors", "--json"])
+        #expect(s.status == 0)
+        let spec = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any]
+        #expect((spec["eigenvalues"] as? [Any])?.count == 1 + 2 + 80)
+        #expect(try eddy(["devices"]).stdout.contains("cpu"))
+    }
+
+    /// The README's NumPy snippet loads the model file and makes a one-step forecast equal to Eddy's to 1e-10.
+    @Test(arguments: ["recurrent", "koopman"], ["tanh", "relu"])
+    func readmeNumpySnippetMatchesEddy(form: String, activation: String) throws {
+        let readme = try String(contentsOfFile: packageRoot + "/README.md", encoding: .utf8)
+        guard let start = readme.range(of: "<!-- numpy-snippet -->\n```python\n"),
+              let end = readme.range(of: "```", range: start.upperBound..<readme.endIndex) else {
+            Issue.record("README.md has no marked NumPy snippet")
+            return
+        }
+        let snippet = String(readme[start.upperBound..<end.lowerBound])
+        #expect(snippet.split(separator: "\n").count <= 15)
+        let dir = try scratch()
+        #expect(try eddy(["generate", "lorenz63", "--trajectories", "2", "--steps", "400", "--out", dir + "/train.csv"]).status == 0)
+        let t = try eddy(["train", "--data", dir + "/train.csv", "--episode-column", "episode", "--width", "60", "--delays", "3",
+                          "--form", form, "--activation", activation, "--out", dir + "/model.safetensors"])
+        #expect(t.status == 0, "\(t.stderr)")
+        // The last 3 rows of trajectory 1, oldest first, as the snippet expects.
+        let rows = try String(contentsOfFile: dir + "/train.csv", encoding: .utf8).split(separator: "\n").suffix(3)
+        try write(rows.map { $0.split(separator: ",")[2...].joined(separator: ",") }.joined(separator: "\n") + "\n", dir + "/last_rows.csv")
+        try write(snippet, dir + "/snippet.py")
+        let py = try run("/usr/bin/env", ["python3", "snippet.py"], in: dir)
+        #expect(py.status == 0, "\(py.stderr)")
+        let numpy = py.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+        let f = try eddy(["forecast", "--model", dir + "/model.safetensors", "--data", dir + "/train.csv", "--episode-column", "episode",
+                          "--horizon", "1", "--out", dir + "/f.csv"])
+        #expect(f.status == 0, "\(f.stderr)")
+        let last = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8).split(separator: "\n").last!
+        let swift = last.split(separator: ",")[2...].compactMap { Double($0) }
+        #expect(numpy.count == 3 && swift.count == 3)
+        for (a, b) in zip(numpy, swift) { #expect(abs(a - b) <= 1e-10 * max(1, abs(b)), "NumPy \(a) vs Eddy \(b)") }
+    }
+
+    /// The three solvers give the same forecasts on a well-conditioned problem, through the CLI (1e-8 relative).
+    @Test func solversAgreeThroughTheCLI() throws {
+        let dir = try scratch()
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "10", "--steps", "100", "--out", dir + "/d.csv"]).status == 0)
+        var results: [[Double]] = []
+        for solver in ["cholesky", "eigh", "lstsq"] {
+            #expect(try eddy(["train", "--data", dir + "/d.csv", "--width", "40", "--ridge", "1e-6", "--solver", solver, "--out", dir + "/\(solver).st"]).status == 0)
+            #expect(try eddy(["forecast", "--model", dir + "/\(solver).st", "--data", dir + "/d.csv", "--horizon", "20", "--out", dir + "/\(solver).csv"]).status == 0)
+            let text = try String(contentsOfFile: dir + "/\(solver).csv", encoding: .utf8)
+            results.append(text.split(separator: "\n").dropFirst().flatMap { $0.split(separator: ",").dropFirst(2).compactMap { Double($0) } })
+        }
+        let scale = results[0].map(abs).max()!
+        for r in results.dropFirst() {
+            #expect(r.count == results[0].count)
+            #expect(zip(r, results[0]).map { abs($0 - $1) }.max()! <= 1e-8 * scale)
+        }
+    }
+}
