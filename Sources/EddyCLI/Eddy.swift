@@ -10,7 +10,7 @@ struct EddyCommand: ParsableCommand {
         A typical session:
           eddy generate vanderpol --trajectories 100 --steps 200 --out train.csv
           eddy train --data train.csv --episode-column episode --width 400 --out vdp.safetensors
-          eddy generate vanderpol --trajectories 20 --steps 201 --seed 1 --initial-range -2,2 --out test.csv
+          eddy generate vanderpol --trajectories 20 --steps 201 --seed 1 --initial-range=-2,2 --out test.csv
           eddy evaluate --model vdp.safetensors --data test.csv --episode-column episode --horizon 200
         """,
         version: Eddy.version,

@@ -5,10 +5,7 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score free-run forecasts against held-out trajectories: MSE and NRMSE per step, valid prediction time, and optionally long-run statistics.",
         discussion: """
-        Forecasts start at every origin where the whole horizon has truth (default: every H rows from the first full window).
-        NRMSE is the RMSE in units of each variable's training standard deviation. The valid prediction time is the first
-        step whose normalised error exceeds --threshold (median over origins), in Lyapunov times when --lyapunov is given.
-        --climate adds the histogram KL divergence and power-spectrum distance of one long free run per trajectory.
+        Forecasts start at every origin where the whole horizon has truth (default: every H rows from the first full window). NRMSE is the RMSE in units of each variable's training standard deviation. The valid prediction time is the first step whose normalised error exceeds --threshold (median over origins), in Lyapunov times when --lyapunov is given. --climate adds the histogram KL divergence and power-spectrum distance of one long free run per trajectory.
         Example: eddy evaluate --model m.safetensors --data test.csv --episode-column episode --horizon 1000 --lyapunov 0.906
         """
     )

@@ -41,9 +41,7 @@ struct Forecast: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forecast H steps ahead with a trained model, from the end of each trajectory or from given origins.",
         discussion: """
-        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin' when origins
-        were given, 'step' (1…H) and one column per variable, in the data's units. An .npy output holds (B, H, n).
-        Models with inputs take future inputs from the data, or from --future-inputs past its end.
+        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin' when origins were given, 'step' (1…H) and one column per variable, in the data's units. An .npy output holds (B, H, n). Models with inputs take future inputs from the data, or from --future-inputs past its end.
         Example: eddy forecast --model m.safetensors --data test.csv --episode-column episode --horizon 50 --out f.csv --plot f.svg
         """
     )

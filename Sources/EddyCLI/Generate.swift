@@ -5,9 +5,7 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Integrate a reference system (RK4 with sub-steps) from random initial conditions and write the trajectories.",
         discussion: """
-        Systems: vanderpol (μ=1), lorenz63, rossler, lorenz96 (--dim N, F=8), forced-vanderpol and pendulum (with an input u).
-        The output is CSV (columns episode, t, the variables, the inputs) or .npy (E, T, n+m), chosen by the extension,
-        written as it is integrated (constant memory) and moved into place only when complete.
+        Systems: vanderpol (μ=1), lorenz63, rossler, lorenz96 (--dim N, F=8), forced-vanderpol and pendulum (with an input u). The output is CSV (columns episode, t, the variables, the inputs) or .npy (E, T, n+m), chosen by the extension, written as it is integrated (constant memory) and moved into place only when complete.
         Example: eddy generate lorenz63 --trajectories 1 --steps 20000 --out lorenz.csv
         """
     )

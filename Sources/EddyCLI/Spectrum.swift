@@ -6,8 +6,7 @@ struct SpectrumCommand: ParsableCommand {
         commandName: "spectrum",
         abstract: "Eigenvalues of a Koopman-form model's matrix K: modulus, frequency and growth rate.",
         discussion: """
-        |λ| > 1 marks a growing mode, |λ| < 1 a decaying one; the constant in the dictionary gives λ = 1.
-        Frequency is arg(λ)/(2π·dt) cycles per time unit, growth rate ln|λ|/dt per time unit.
+        |λ| > 1 marks a growing mode, |λ| < 1 a decaying one; the constant in the dictionary gives λ = 1. Frequency is arg(λ)/(2π·dt) cycles per time unit, growth rate ln|λ|/dt per time unit.
         """
     )
 

@@ -3,11 +3,9 @@ import Eddy
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model in one streamed pass: sample the hidden layer, accumulate G and R, solve in double precision.",
+        abstract: "Train a model: sample the hidden layer, accumulate G and R in one streamed pass, solve in double precision.",
         discussion: """
-        Two passes over the data, each streamed in chunks: the first computes means, standard deviations and SWIM's
-        candidate pool, the second lifts every pair [1, z, φ(z), u] and adds it to G = ΣΦᵀΦ and R = ΣΦᵀY.
-        Memory does not grow with the number of rows (except --solver lstsq, which keeps the rows).
+        Two passes over the data, each streamed in chunks: the first computes means, standard deviations and SWIM's candidate pool, the second lifts every pair [1, z, φ(z), u] and adds it to G = ΣΦᵀΦ and R = ΣΦᵀY. Memory does not grow with the number of rows (except --solver lstsq, which keeps the rows).
         Example: eddy train --data train.csv --episode-column episode --width 400 --form recurrent --out model.safetensors
         """
     )
