@@ -49,12 +49,28 @@ public struct TrainingReport: Sendable {
     public var warnings: [String] = []
 }
 
-/// Observes progress of long passes (fraction 0…1 and a label).
+/// Observes progress of long passes (a label, work done, total or 0 when unknown).
 public typealias ProgressHandler = @Sendable (_ label: String, _ done: Int, _ total: Int) -> Void
 
-/// One streamed training run (METHOD.md): a statistics pass, sampling, one accumulation pass through the
-/// backend, and a double-precision solve. Memory is O(D² + chunk·D), independent of the number of rows
-/// (except `lstsq`, which keeps the rows by definition).
+/// Opens the training data afresh for each pass.
+public typealias ReaderFactory = () throws -> RowReader
+
+/// What the statistics pass learns: names, counts, the normalisation, and SWIM's candidate pool (standardised).
+public struct PreparedData: Sendable {
+    public var path: String
+    public var variableNames: [String]
+    public var inputNames: [String]
+    public var delays: Int
+    public var statistics: DataStatistics
+    public var normalisation: Normalisation
+    public var pool: PairReservoir
+    public var inferredDt: Double?
+    public var warnings: [String]
+}
+
+/// The stages of a training run (METHOD.md, "Solve"): a statistics pass, sampling, one accumulation pass through
+/// the backend, and a double-precision solve. Memory is O(D² + chunk·D), independent of the number of rows
+/// (except `lstsq`, which keeps the rows by definition). `eddy sweep` reuses the same stages.
 public struct Trainer {
     public var config: TrainingConfig
     public var backend: Backend
@@ -66,17 +82,14 @@ public struct Trainer {
         self.progress = progress
     }
 
-    public func train() throws -> (Model, TrainingReport) {
-        try config.validate()
-        var clock = Stopwatch()
-        var seconds: [String: Double] = [:]
-
-        // Pass 1: statistics, fingerprint, pair count and SWIM's candidate reservoir (raw values).
-        let reader = try DataSource.open(config.data)
+    /// Pass 1: statistics, fingerprint, pair count and SWIM's candidate reservoir.
+    public static func prepare(_ open: ReaderFactory, path: String, delays: Int, seed: UInt64, poolSize: Int, chunkRows: Int,
+                               progress: ProgressHandler? = nil) throws -> PreparedData {
+        let reader = try open()
         let n = reader.variableNames.count, m = reader.inputNames.count
         var stats = DataStatistics(width: n + m)
-        var raw = WindowBuilder(normalisation: .identity(variables: n, inputs: m), delays: config.delays, chunkRows: config.chunkRows)
-        var reservoir = PairReservoir(capacity: config.swimPool, windowSize: n * config.delays, targetSize: n, seed: config.seed)
+        var raw = WindowBuilder(normalisation: .identity(variables: n, inputs: m), delays: delays, chunkRows: chunkRows)
+        var reservoir = PairReservoir(capacity: poolSize, windowSize: n * delays, targetSize: n, seed: seed)
         while let block = try reader.next() {
             stats.add(block, width: n + m)
             raw.add(block)
@@ -87,80 +100,108 @@ public struct Trainer {
         while let chunk = raw.take() { stats.pairs += chunk.pairCount; reservoir.offer(chunk) }
         let names = reader.variableNames + reader.inputNames
         for c in 0..<(n + m) where reader.validCounts[c] == 0 {
-            throw EddyError("\(config.data.path): column '\(names[c])' has no valid value (every row is NA, NaN or empty)")
+            throw EddyError("\(path): column '\(names[c])' has no valid value (every row is NA, NaN or empty)")
         }
         guard stats.pairs > 0 else {
-            throw EddyError("\(config.data.path): no trajectory has \(config.delays + 1) consecutive valid rows (delays k = \(config.delays) need k + 1 rows for one training pair; \(stats.rows) valid rows in \(stats.segments) segment(s))")
+            throw EddyError("\(path): no trajectory has \(delays + 1) consecutive valid rows (delays k = \(delays) need k + 1 rows for one training pair; \(stats.rows) valid rows in \(stats.segments) segment(s))")
         }
         var warnings: [String] = []
-        let std = stats.std
-        var safeStd = std
+        var std = stats.std
         for c in 0..<(n + m) where !(std[c] > 0) {
-            safeStd[c] = 1
+            std[c] = 1
             warnings.append("column '\(names[c])' is constant in the training data; it is centred but not scaled")
         }
-        let norm = Normalisation(variableMean: Array(stats.mean[0..<n]), variableStd: Array(safeStd[0..<n]),
-                                 inputMean: Array(stats.mean[n...]), inputStd: Array(safeStd[n...]))
-        seconds["statistics"] = clock.lap()
+        let norm = Normalisation(variableMean: Array(stats.mean[0..<n]), variableStd: Array(std[0..<n]),
+                                 inputMean: Array(stats.mean[n...]), inputStd: Array(std[n...]))
+        reservoir.standardise(norm)
+        return PreparedData(path: path, variableNames: reader.variableNames, inputNames: reader.inputNames, delays: delays,
+                            statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt, warnings: warnings)
+    }
 
-        // Sample the hidden layer.
-        let p = n * config.delays
-        let layer: HiddenLayer
-        switch config.sampler {
-        case .swim:
-            if config.width == 0 {
-                layer = HiddenLayer(inputSize: p, width: 0, weights: [], biases: [], activation: config.activation)
-            } else {
-                reservoir.standardise(norm)
-                layer = try Sampler.swim(pool: reservoir, width: config.width, activation: config.activation, seed: config.seed)
-            }
-        case .random:
-            layer = Sampler.random(inputSize: p, width: config.width, activation: config.activation, scale: config.randomScale, seed: config.seed)
+    /// Samples the hidden layer (METHOD.md, "Hidden layer").
+    public static func sample(_ data: PreparedData, sampler: SamplerKind, width: Int, activation: Activation, scale: Double, seed: UInt64) throws -> HiddenLayer {
+        let p = data.variableNames.count * data.delays
+        if width == 0 { return HiddenLayer(inputSize: p, width: 0, weights: [], biases: [], activation: activation) }
+        switch sampler {
+        case .swim: return try Sampler.swim(pool: data.pool, width: width, activation: activation, seed: seed)
+        case .random: return Sampler.random(inputSize: p, width: width, activation: activation, scale: scale, seed: seed)
         }
-        seconds["sample"] = clock.lap()
+    }
 
-        // Pass 2: lift and accumulate (or keep the rows, for lstsq).
-        let layout = DictionaryLayout(variables: n, delays: config.delays, width: config.width, inputs: m, form: config.form)
-        let solution: Solution
-        let pass = try DataSource.open(config.data)
-        var windows = WindowBuilder(normalisation: norm, delays: config.delays, chunkRows: config.chunkRows)
+    /// Pass 2: streams standardised windows through `visit`, chunk by chunk.
+    static func streamChunks(_ open: ReaderFactory, _ data: PreparedData, chunkRows: Int, progress: ProgressHandler?,
+                             _ visit: (WindowChunk) throws -> Void) throws {
+        let reader = try open()
+        var windows = WindowBuilder(normalisation: data.normalisation, delays: data.delays, chunkRows: chunkRows)
         var done = 0
-        if config.solver == .lstsq {
-            var rowsS: [Double] = [], rowsT: [Double] = []
-            var count = 0
-            func collect(_ chunk: WindowChunk) {
-                let phi = Lift.rows(windows: chunk.windows, inputs: chunk.inputs, count: chunk.count, layer: layer, layout: layout)
-                let f = layout.featureCount
-                for i in 0..<chunk.count where chunk.linked[i] {
-                    rowsS += phi[(i * f)..<((i + 1) * f)]
-                    switch layout.form {
-                    case .koopman: rowsT += phi[((i + 1) * f)..<((i + 1) * f + layout.dictionarySize)]
-                    case .recurrent: rowsT += chunk.windows[((i + 1) * p)..<((i + 1) * p + n)]
-                    }
-                    count += 1
+        while let block = try reader.next() {
+            windows.add(block)
+            while let c = windows.take() {
+                try visit(c)
+                done += c.pairCount
+                progress?("accumulating", done, data.statistics.pairs)
+            }
+        }
+        windows.finish()
+        while let c = windows.take() { try visit(c) }
+    }
+
+    /// Pass 2 through a backend: the sums `G` and `R` of every pair.
+    public static func accumulate(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, form: Form, backend: Backend,
+                                  chunkRows: Int, progress: ProgressHandler? = nil) throws -> GramSums {
+        let layout = DictionaryLayout(variables: data.variableNames.count, delays: data.delays, width: layer.width,
+                                      inputs: data.inputNames.count, form: form)
+        try backend.beginPass(layer: layer, layout: layout)
+        try streamChunks(open, data, chunkRows: chunkRows, progress: progress) { try backend.accumulate($0) }
+        let sums = try backend.endPass()
+        if sums.pairs != data.statistics.pairs {
+            throw EddyError("internal: the accumulation pass saw \(sums.pairs) pairs, the statistics pass \(data.statistics.pairs)")
+        }
+        return sums
+    }
+
+    /// Pass 2 kept in memory for `lstsq`: the source rows and their targets.
+    static func collectRows(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, layout: DictionaryLayout,
+                            chunkRows: Int, progress: ProgressHandler?) throws -> (rows: [Double], targets: [Double], count: Int) {
+        var rowsS: [Double] = [], rowsT: [Double] = []
+        var count = 0
+        let f = layout.featureCount, p = layout.windowSize, n = layout.variables
+        try streamChunks(open, data, chunkRows: chunkRows, progress: progress) { chunk in
+            let phi = Lift.rows(windows: chunk.windows, inputs: chunk.inputs, count: chunk.count, layer: layer, layout: layout)
+            for i in 0..<chunk.count where chunk.linked[i] {
+                rowsS += phi[(i * f)..<((i + 1) * f)]
+                switch layout.form {
+                case .koopman: rowsT += phi[((i + 1) * f)..<((i + 1) * f + layout.dictionarySize)]
+                case .recurrent: rowsT += chunk.windows[((i + 1) * p)..<((i + 1) * p + n)]
                 }
+                count += 1
             }
-            while let block = try pass.next() {
-                windows.add(block)
-                while let c = windows.take() { collect(c); done += c.pairCount; progress?("accumulating", done, stats.pairs) }
-            }
-            windows.finish()
-            while let c = windows.take() { collect(c) }
+        }
+        return (rowsS, rowsT, count)
+    }
+
+    public func train() throws -> (Model, TrainingReport) {
+        try config.validate()
+        var clock = Stopwatch()
+        var seconds: [String: Double] = [:]
+        let spec = config.data
+        let open: ReaderFactory = { try DataSource.open(spec) }
+        let data = try Trainer.prepare(open, path: spec.path, delays: config.delays, seed: config.seed, poolSize: config.swimPool,
+                                       chunkRows: config.chunkRows, progress: progress)
+        seconds["statistics"] = clock.lap()
+        let layer = try Trainer.sample(data, sampler: config.sampler, width: config.width, activation: config.activation,
+                                       scale: config.randomScale, seed: config.seed)
+        seconds["sample"] = clock.lap()
+        let layout = DictionaryLayout(variables: data.variableNames.count, delays: config.delays, width: config.width,
+                                      inputs: data.inputNames.count, form: config.form)
+        let solution: Solution
+        if config.solver == .lstsq {
+            let (rows, targets, count) = try Trainer.collectRows(open, data, layer: layer, layout: layout, chunkRows: config.chunkRows, progress: progress)
             seconds["accumulate"] = clock.lap()
-            solution = try Solver.lstsq(rows: rowsS, targets: rowsT, count: count, features: layout.featureCount,
+            solution = try Solver.lstsq(rows: rows, targets: targets, count: count, features: layout.featureCount,
                                         targetCount: layout.targetCount, ridge: config.ridge, rcond: config.rcond)
         } else {
-            try backend.beginPass(layer: layer, layout: layout)
-            while let block = try pass.next() {
-                windows.add(block)
-                while let c = windows.take() { try backend.accumulate(c); done += c.pairCount; progress?("accumulating", done, stats.pairs) }
-            }
-            windows.finish()
-            while let c = windows.take() { try backend.accumulate(c) }
-            let sums = try backend.endPass()
-            if sums.pairs != stats.pairs {
-                throw EddyError("internal: the accumulation pass saw \(sums.pairs) pairs, the statistics pass \(stats.pairs)")
-            }
+            let sums = try Trainer.accumulate(open, data, layer: layer, form: config.form, backend: backend, chunkRows: config.chunkRows, progress: progress)
             seconds["accumulate"] = clock.lap()
             solution = try Solver.solve(sums, solver: config.solver, ridge: config.ridge, rcond: config.rcond)
         }
@@ -168,20 +209,22 @@ public struct Trainer {
         guard solution.theta.allSatisfy(\.isFinite) else {
             throw EddyError("the solve produced non-finite weights (condition ≈ \(Format.scientific(solution.condition))); raise --ridge")
         }
-        warnings += solution.warnings
+        let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta)
+        let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
+                                    warnings: data.warnings + solution.warnings)
+        return (model, report)
+    }
 
-        let metadata = ModelMetadata(
-            variables: reader.variableNames, inputs: reader.inputNames, delays: config.delays, width: config.width,
+    func metadata(_ data: PreparedData, solution: Solution) -> ModelMetadata {
+        ModelMetadata(
+            variables: data.variableNames, inputs: data.inputNames, delays: config.delays, width: config.width,
             form: config.form, sampler: config.sampler, activation: config.activation, seed: config.seed,
             randomScale: config.sampler == .random ? config.randomScale : nil,
             swimPool: config.sampler == .swim ? config.swimPool : nil,
-            dt: config.dt ?? reader.inferredDt ?? 1, solver: config.solver, ridge: config.ridge, lambda: solution.lambda,
+            dt: config.dt ?? data.inferredDt ?? 1, solver: config.solver, ridge: config.ridge, lambda: solution.lambda,
             rcond: config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
-            training: .init(path: config.data.path, episodeColumn: config.data.episodeColumn, rows: stats.rows,
-                            segments: stats.segments, pairs: stats.pairs, fingerprint: stats.fingerprintHex))
-        let model = Model(metadata: metadata, layer: layer, normalisation: norm, theta: solution.theta)
-        let report = TrainingReport(backend: backend.name, statistics: stats, seconds: seconds, condition: solution.condition, warnings: warnings)
-        return (model, report)
+            training: .init(path: data.path, episodeColumn: config.data.episodeColumn, rows: data.statistics.rows,
+                            segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.statistics.fingerprintHex))
     }
 }
 
