@@ -94,4 +94,26 @@ struct BadInputTests {
         #expect(inside.status == 0, "\(inside.stderr)")
         #expect(try String(contentsOfFile: dir + "/g.csv", encoding: .utf8).hasPrefix("episode,origin,step,x,y\n"))
     }
+
+    /// ISSUE 4, bad input to `eddy sweep`: each a clear error, and no model, CSV or plot written.
+    @Test func badSweeps() throws {
+        let dir = try scratch()
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "4", "--steps", "60", "--out", dir + "/train.csv"]).status == 0)
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "2", "--steps", "60", "--seed", "1", "--out", dir + "/val.csv"]).status == 0)
+        try write("episode,t,x,z\n0,0,1,2\n0,1,2,3\n0,2,3,4\n", dir + "/other.csv")
+        try write("episode,t,x,y\n", dir + "/empty.csv")
+        let outputs = ["--out", dir + "/best.st", "--csv", dir + "/s.csv", "--plot", dir + "/s.svg"]
+        func sweep(_ extra: [String], validation: String = "val.csv") -> [String] {
+            ["sweep", "--data", dir + "/train.csv", "--validation", dir + "/" + validation, "--horizon", "5"] + extra + outputs
+        }
+        try expectFailure(sweep(["--widths", "20,10", "--ridges", "1e-8"]), in: dir, mentions: ["--widths", "strictly increasing", "10 follows 20"])
+        try expectFailure(sweep(["--widths", "10,10", "--ridges", "1e-8"]), in: dir, mentions: ["--widths", "without duplicates"])
+        try expectFailure(sweep(["--widths", "10", "--ridges", "1e-6,1e-8"]), in: dir, mentions: ["--ridges", "strictly increasing"])
+        try expectFailure(sweep(["--widths", "10,40", "--ridges", "1e-8", "--sample-width", "20"]), in: dir, mentions: ["40", "above the sampled maximum"])
+        try expectFailure(sweep(["--widths", "10", "--ridges", "1e-8"], validation: "empty.csv"), in: dir, mentions: ["empty.csv", "header only"])
+        try expectFailure(sweep(["--widths", "10", "--ridges", "1e-8"], validation: "other.csv"), in: dir, mentions: ["other.csv", "validation columns", "differ from the training data"])
+        let ok = try eddy(sweep(["--widths", "10,20", "--ridges", "1e-8,1e-6", "--forms", "recurrent,koopman"]))
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try listing(dir).contains("best.st") && listing(dir).contains("s.svg"))
+    }
 }

@@ -25,6 +25,23 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
     /// Condition number of `G + λI` (nil when infinite).
     public var condition: Double?
     public var training: TrainingData
+    /// How `eddy sweep` chose this model (absent for `eddy train`).
+    public var sweep: SweepRecord?
+
+    public struct SweepRecord: Codable, Sendable, Equatable {
+        public var validation: String
+        /// Mean standardised MSE over `scoreSteps` on the validation origins (nil when not finite).
+        public var score: Double?
+        public var scoreSteps: [Int]
+        public var horizon: Int
+        public var widths: [Int]
+        public var ridges: [Double]
+        public var forms: [Form]
+        public var samplers: [SamplerKind]
+        public var seeds: [UInt64]
+        public var delays: [Int]
+        public var candidates: Int
+    }
 
     public struct TrainingData: Codable, Sendable, Equatable {
         public var path: String

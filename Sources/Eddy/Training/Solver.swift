@@ -60,20 +60,34 @@ public enum Solver {
             let condition = rc > 0 ? 1 / rc : .infinity
             return Solution(theta: theta, lambda: lambda, condition: condition, dropped: 0, warnings: warnings(condition: condition))
         case .eigh:
-            var v = sums.gram
-            let (values, info) = LAPACK.syevd(&v, n: f)
-            if info != 0 { throw EddyError("symmetric eigendecomposition failed (LAPACK info \(info))") }
-            let top = values.last ?? 0
-            let cut = rcond.map { $0 * $0 * top } ?? 0
-            // Θ = V diag(1/(μ_i + λ)) Vᵀ R over the kept eigenpairs.
-            var vtr = [Double](repeating: 0, count: f * r)
-            v.withUnsafeBufferPointer { vp in
-                sums.rightHandSide.withUnsafeBufferPointer { rp in
-                    vtr.withUnsafeMutableBufferPointer {
-                        BLAS.gemm(transA: true, transB: false, m: f, n: r, k: f, a: vp.baseAddress!, lda: f, b: rp.baseAddress!, ldb: r, beta: 0, c: $0.baseAddress!, ldc: r)
-                    }
+            return try ridgePath(sums, ridges: [alpha], rcond: rcond)[0]
+        case .lstsq:
+            throw EddyError("internal: lstsq solves from the rows, not from G")
+        }
+    }
+
+    /// Every ridge from one symmetric eigendecomposition `G = V diag(μ) Vᵀ` (METHOD.md, "Sweeps"):
+    /// `Θ(λ) = V diag(1/(μ_i + λ)) Vᵀ R` over the eigenpairs above the cut-off.
+    public static func ridgePath(_ sums: GramSums, ridges alphas: [Double], rcond: Double? = nil) throws -> [Solution] {
+        let f = sums.layout.featureCount, r = sums.layout.targetCount
+        var trace = 0.0
+        for i in 0..<f { trace += sums.gram[i * f + i] }
+        var v = sums.gram
+        let (values, info) = LAPACK.syevd(&v, n: f)
+        if info != 0 { throw EddyError("symmetric eigendecomposition failed (LAPACK info \(info))") }
+        let top = values.last ?? 0
+        let cut = rcond.map { $0 * $0 * top } ?? 0
+        var vtr = [Double](repeating: 0, count: f * r)
+        v.withUnsafeBufferPointer { vp in
+            sums.rightHandSide.withUnsafeBufferPointer { rp in
+                vtr.withUnsafeMutableBufferPointer {
+                    BLAS.gemm(transA: true, transB: false, m: f, n: r, k: f, a: vp.baseAddress!, lda: f, b: rp.baseAddress!, ldb: r, beta: 0, c: $0.baseAddress!, ldc: r)
                 }
             }
+        }
+        return alphas.map { alpha in
+            let lambda = relativeRidge(alpha, trace: trace, size: f)
+            var scaled = vtr
             var dropped = 0
             var smallest = Double.infinity
             for i in 0..<f {
@@ -81,11 +95,11 @@ public enum Solver {
                 let keep = values[i] > cut && mu > 0
                 if keep { smallest = min(smallest, mu) } else { dropped += 1 }
                 let scale = keep ? 1 / mu : 0
-                for j in 0..<r { vtr[i * r + j] *= scale }
+                for j in 0..<r { scaled[i * r + j] *= scale }
             }
             var theta = [Double](repeating: 0, count: f * r)
             v.withUnsafeBufferPointer { vp in
-                vtr.withUnsafeBufferPointer { t in
+                scaled.withUnsafeBufferPointer { t in
                     theta.withUnsafeMutableBufferPointer {
                         BLAS.gemm(transA: false, transB: false, m: f, n: r, k: f, a: vp.baseAddress!, lda: f, b: t.baseAddress!, ldb: r, beta: 0, c: $0.baseAddress!, ldc: r)
                     }
@@ -95,8 +109,6 @@ public enum Solver {
             var w = warnings(condition: condition)
             if dropped > 0 { w.append("eigh: \(dropped) of \(f) directions fell below the cut-off and were dropped") }
             return Solution(theta: theta, lambda: lambda, condition: condition, dropped: dropped, warnings: w)
-        case .lstsq:
-            throw EddyError("internal: lstsq solves from the rows, not from G")
         }
     }
 

@@ -1,0 +1,304 @@
+/// Where a sweep's validation trajectories come from.
+public enum ValidationSource: Sendable {
+    /// A separate dataset (same variables and inputs as the training data).
+    case data(DataSpec)
+    /// The last fraction of every training segment, held out of training.
+    case fraction(Double)
+}
+
+/// How each width's ridge values are solved.
+public enum SweepSolver: String, CaseIterable, Sendable {
+    /// Cholesky per ridge while that is cheaper than one eigendecomposition (fewer than ~27 ridges), else eigh.
+    case auto
+    /// One symmetric eigendecomposition per width serves every ridge (METHOD.md, "Sweeps").
+    case eigh
+    /// One Cholesky factorisation per width and ridge.
+    case cholesky
+}
+
+public struct SweepConfig: Sendable {
+    public var data: DataSpec
+    public var validation: ValidationSource
+    public var widths: [Int]
+    public var ridges: [Double]
+    public var forms: [Form] = [.recurrent]
+    public var samplers: [SamplerKind] = [.swim]
+    public var seeds: [UInt64] = [0]
+    public var delays: [Int] = [1]
+    public var activation: Activation = .tanh
+    public var horizon: Int
+    /// Steps (1-based) whose standardised MSE is averaged into the score; nil: every step 1…H.
+    public var scoreSteps: [Int]?
+    public var lyapunov: Double?
+    public var threshold = 0.5
+    public var randomScale = 1.0
+    public var swimPool = 65536
+    public var chunkRows = 4096
+    public var dt: Double?
+    public var solver: SweepSolver = .auto
+    /// The width to sample (default: the largest of `widths`).
+    public var sampleWidth: Int?
+
+    public init(data: DataSpec, validation: ValidationSource, widths: [Int], ridges: [Double], horizon: Int) {
+        self.data = data
+        self.validation = validation
+        self.widths = widths
+        self.ridges = ridges
+        self.horizon = horizon
+    }
+
+    public func validate() throws {
+        func increasing<T: Comparable>(_ list: [T], _ name: String) throws {
+            if list.isEmpty { throw EddyError("\(name) is empty; give at least one value") }
+            for i in 1..<max(1, list.count) where !(list[i] > list[i - 1]) {
+                throw EddyError("\(name) must be strictly increasing without duplicates: \(list[i]) follows \(list[i - 1])")
+            }
+        }
+        try increasing(widths, "--widths")
+        try increasing(ridges, "--ridges")
+        try increasing(delays, "--delays")
+        if widths[0] < 0 { throw EddyError("--widths must be ≥ 0, got \(widths[0])") }
+        if let s = sampleWidth {
+            if s < 0 { throw EddyError("--sample-width must be ≥ 0, got \(s)") }
+            if let w = widths.last, w > s { throw EddyError("--widths: \(w) is above the sampled maximum --sample-width \(s)") }
+        }
+        if ridges[0] < 0 || !(ridges.last!.isFinite) { throw EddyError("--ridges must be finite and ≥ 0") }
+        if delays[0] < 1 { throw EddyError("--delays must be ≥ 1, got \(delays[0])") }
+        if forms.isEmpty || Set(forms).count != forms.count { throw EddyError("--forms must name each form at most once") }
+        if samplers.isEmpty || Set(samplers).count != samplers.count { throw EddyError("--samplers must name each sampler at most once") }
+        if seeds.isEmpty { throw EddyError("--seeds must give at least one seed") }
+        if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
+        if let steps = scoreSteps {
+            if steps.isEmpty || steps.contains(where: { $0 < 1 || $0 > horizon }) {
+                throw EddyError("--score-steps must lie in 1…\(horizon) (the horizon)")
+            }
+        }
+        if case .fraction(let f) = validation, !(f > 0 && f < 1) {
+            throw EddyError("--validation-fraction must lie strictly between 0 and 1, got \(f)")
+        }
+    }
+}
+
+/// One scored candidate.
+public struct SweepCandidate: Sendable {
+    public var sampler: SamplerKind
+    public var seed: UInt64
+    public var delays: Int
+    public var width: Int
+    public var ridge: Double
+    public var form: Form
+    /// Mean standardised MSE over the score steps on the validation origins (lower is better).
+    public var score: Double
+    public var validPredictionSteps: Double
+    public var validPredictionLyapunov: Double?
+    public var condition: Double
+    public var nonFinite: Int
+    public var solver: SolverKind
+}
+
+public struct SweepResult: Sendable {
+    /// Sorted by validation score, best first (non-finite scores last).
+    public var candidates: [SweepCandidate]
+    public var best: Model
+    public var passes: Int
+    public var validationOrigins: Int
+    public var seconds: [String: Double]
+    public var warnings: [String]
+}
+
+/// Sweeps widths, ridges and forms from one accumulation pass per sampler × seed × delays (METHOD.md, "Sweeps"):
+/// samples are i.i.d. in draw order and the dictionary keeps `[1, z]` first, so the Gram of the widest model holds
+/// every narrower one as its leading block (plus the input columns at the end).
+public struct Sweep {
+    public var config: SweepConfig
+    public var backend: Backend
+    public var progress: ProgressHandler?
+    /// Sees every candidate with its model as it is scored (tests compare them with direct training).
+    public var observer: ((SweepCandidate, Model) -> Void)?
+
+    public init(config: SweepConfig, backend: Backend, progress: ProgressHandler? = nil) {
+        self.config = config
+        self.backend = backend
+        self.progress = progress
+    }
+
+    public func run() throws -> SweepResult {
+        try config.validate()
+        var clock = Stopwatch()
+        var seconds: [String: Double] = ["pass": 0, "solve": 0, "score": 0]
+        let spec = config.data
+        var open: ReaderFactory = { try DataSource.open(spec) }
+        var validationSegments: [Segment]
+        var validationPath: String
+        var warnings: [String] = []
+        switch config.validation {
+        case .data(let v):
+            let (reader, segments) = try DataSource.loadSegments(v)
+            let train = try DataSource.open(spec)
+            if reader.variableNames != train.variableNames || reader.inputNames != train.inputNames {
+                throw EddyError("\(v.path): validation columns \(reader.variableNames + reader.inputNames) differ from the training data's \(train.variableNames + train.inputNames)")
+            }
+            validationSegments = segments
+            validationPath = v.path
+        case .fraction(let f):
+            let lengths = try SplitReader.segmentLengths(try DataSource.open(spec))
+            open = { SplitReader(try DataSource.open(spec), lengths: lengths, fraction: f, part: .head) }
+            var segments: [Segment] = []
+            let tail = SplitReader(try DataSource.open(spec), lengths: lengths, fraction: f, part: .tail)
+            while let b = try tail.next() {
+                if b.startsSegment || segments.isEmpty { segments.append(Segment(episode: b.episode, width: tail.width, firstLine: b.firstLine)) }
+                segments[segments.count - 1].values += b.values
+                segments[segments.count - 1].rowCount += b.rowCount
+            }
+            validationSegments = segments
+            validationPath = "\(spec.path) (last \(Format.general(f)) of each trajectory)"
+        }
+        if validationSegments.isEmpty {
+            throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
+        }
+        let sampleWidth = config.sampleWidth ?? config.widths.last!
+        let accumulateForm: Form = config.forms.contains(.koopman) ? .koopman : .recurrent
+        var candidates: [SweepCandidate] = []
+        var bestModel: Model?
+        var bestScore = Double.infinity
+        var passes = 0
+        var origins = 0
+        let total = config.delays.count * config.samplers.count * config.seeds.count
+        for delays in config.delays {
+            for sampler in config.samplers {
+                for seed in config.seeds {
+                    let data = try Trainer.prepare(open, path: spec.path, delays: delays, seed: seed, poolSize: config.swimPool,
+                                                   chunkRows: config.chunkRows, progress: progress)
+                    warnings += data.warnings.filter { !warnings.contains($0) }
+                    let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
+                                                   scale: config.randomScale, seed: seed)
+                    let sums = try Trainer.accumulate(open, data, layer: layer, form: accumulateForm, backend: backend,
+                                                      chunkRows: config.chunkRows, progress: progress)
+                    passes += 1
+                    seconds["pass"]! += clock.lap()
+                    let base = ModelMetadata(
+                        variables: data.variableNames, inputs: data.inputNames, delays: delays, width: 0, form: .recurrent,
+                        sampler: sampler, activation: config.activation, seed: seed,
+                        randomScale: sampler == .random ? config.randomScale : nil, swimPool: sampler == .swim ? config.swimPool : nil,
+                        dt: config.dt ?? data.inferredDt ?? 1, solver: .cholesky, ridge: 0, lambda: 0, rcond: nil, condition: nil,
+                        training: .init(path: spec.path, episodeColumn: spec.episodeColumn, rows: data.statistics.rows,
+                                        segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.statistics.fingerprintHex))
+                    // Validation cases depend only on the delays and the normalisation: build them once per pass.
+                    let probe = Model(metadata: base, layer: layer.prefix(0), normalisation: data.normalisation,
+                                      theta: [Double](repeating: 0, count: (1 + data.variableNames.count * delays + data.inputNames.count) * data.variableNames.count))
+                    let cases = try Forecaster.cases(model: probe, segments: validationSegments, origins: .every(stride: config.horizon),
+                                                     horizon: config.horizon, path: validationPath)
+                    origins = cases.count
+                    for width in config.widths {
+                        let solved = try solveWidth(sums, width: width)
+                        seconds["solve"]! += clock.lap()
+                        for (ridgeIndex, ridge) in config.ridges.enumerated() {
+                            for form in config.forms {
+                                let s = solved[ridgeIndex]
+                                var meta = base
+                                meta.width = width
+                                meta.form = form
+                                meta.solver = s.solver
+                                meta.ridge = ridge
+                                meta.lambda = s.solution.lambda
+                                meta.condition = s.solution.condition.isFinite ? s.solution.condition : nil
+                                let theta = Sweep.theta(s.solution.theta, width: width, layout: sums.layout, form: form)
+                                let model = Model(metadata: meta, layer: layer.prefix(width), normalisation: data.normalisation, theta: theta)
+                                let forecasts = Forecaster.run(model: model, cases: cases, horizon: config.horizon)
+                                let ev = Evaluator.evaluate(model: model, cases: cases, forecasts: forecasts, horizon: config.horizon,
+                                                            threshold: config.threshold, lyapunov: config.lyapunov)
+                                let steps = config.scoreSteps ?? Array(1...config.horizon)
+                                let byStep = Dictionary(uniqueKeysWithValues: ev.steps.map { ($0.step, $0.mseStandardised) })
+                                let values = steps.compactMap { byStep[$0] }
+                                var score = values.isEmpty ? Double.infinity : values.reduce(0, +) / Double(values.count)
+                                if !score.isFinite || ev.nonFiniteForecasts > 0 { score = .infinity }
+                                candidates.append(SweepCandidate(
+                                    sampler: sampler, seed: seed, delays: delays, width: width, ridge: ridge, form: form, score: score,
+                                    validPredictionSteps: ev.validPredictionTime.medianSteps,
+                                    validPredictionLyapunov: ev.validPredictionTime.medianLyapunovTimes,
+                                    condition: s.solution.condition, nonFinite: ev.nonFiniteForecasts, solver: s.solver))
+                                observer?(candidates[candidates.count - 1], model)
+                                if score < bestScore || bestModel == nil {
+                                    bestScore = score
+                                    bestModel = model
+                                }
+                            }
+                        }
+                        seconds["score"]! += clock.lap()
+                        progress?("solving and scoring", candidates.count, total * config.widths.count * config.ridges.count * config.forms.count)
+                    }
+                }
+            }
+        }
+        candidates.sort { ($0.score, $0.width) < ($1.score, $1.width) }
+        var best = bestModel!
+        best.metadata.sweep = .init(validation: validationPath, score: bestScore.isFinite ? bestScore : nil,
+                                    scoreSteps: config.scoreSteps ?? Array(1...config.horizon), horizon: config.horizon,
+                                    widths: config.widths, ridges: config.ridges, forms: config.forms, samplers: config.samplers,
+                                    seeds: config.seeds, delays: config.delays, candidates: candidates.count)
+        if !bestScore.isFinite {
+            warnings.append("no candidate gave finite validation forecasts; the written model is the first one tried")
+        }
+        return SweepResult(candidates: candidates, best: best, passes: passes, validationOrigins: origins, seconds: seconds, warnings: warnings)
+    }
+
+    struct Solved {
+        var solution: Solution
+        var solver: SolverKind
+    }
+
+    /// Indices of a width-`w` model's features inside the widest model's: `[1, z, φ_1…φ_w]` then the inputs.
+    static func featureIndices(width w: Int, layout: DictionaryLayout) -> [Int] {
+        let leading = 1 + layout.windowSize + w
+        return Array(0..<leading) + Array(layout.dictionarySize..<layout.featureCount)
+    }
+
+    /// Solves every ridge at one width from the sub-blocks of the widest model's sums.
+    func solveWidth(_ sums: GramSums, width w: Int) throws -> [Solved] {
+        let big = sums.layout
+        let idx = Sweep.featureIndices(width: w, layout: big)
+        let f = idx.count, r = big.targetCount
+        // Targets at width w: Koopman Ψ_{t+1} is the first 1 + p + w columns; recurrent x_{t+1} is columns 1…n of Ψ_{t+1}
+        // (or, when only the recurrent form was accumulated, the whole right-hand side).
+        let targetColumns = big.form == .koopman ? Array(0..<(1 + big.windowSize + w)) : Array(0..<r)
+        var sub = GramSums(layout: DictionaryLayout(variables: big.variables, delays: big.delays, width: w, inputs: big.inputs,
+                                                    form: big.form))
+        for (a, i) in idx.enumerated() {
+            for (b, j) in idx.enumerated() { sub.gram[a * f + b] = sums.gram[i * big.featureCount + j] }
+            for (b, j) in targetColumns.enumerated() { sub.rightHandSide[a * targetColumns.count + b] = sums.rightHandSide[i * r + j] }
+        }
+        sub.pairs = sums.pairs
+        let useEigh: Bool
+        switch config.solver {
+        case .eigh: useEigh = true
+        case .cholesky: useEigh = false
+        // Cholesky costs f³/3 per ridge, a symmetric eigendecomposition with vectors about 9 f³ once.
+        case .auto: useEigh = config.ridges.count > 27 || config.ridges.contains(0)
+        }
+        if useEigh { return try Solver.ridgePath(sub, ridges: config.ridges).map { Solved(solution: $0, solver: .eigh) } }
+        return try config.ridges.map { ridge in
+            do {
+                return Solved(solution: try Solver.solve(sub, solver: .cholesky, ridge: ridge), solver: .cholesky)
+            } catch {
+                // Not positive definite at this ridge: the eigendecomposition still gives the regularised solution.
+                return Solved(solution: try Solver.solve(sub, solver: .eigh, ridge: ridge), solver: .eigh)
+            }
+        }
+    }
+
+    /// The outer weights of one form from a solution over the accumulated targets.
+    static func theta(_ solved: [Double], width w: Int, layout big: DictionaryLayout, form: Form) -> [Double] {
+        let f = 1 + big.windowSize + w + big.inputs
+        let columns = big.form == .koopman ? 1 + big.windowSize + w : big.variables
+        switch form {
+        case .koopman:
+            return solved
+        case .recurrent:
+            guard big.form == .koopman else { return solved }
+            // x_{t+1} is the state block (columns 1…n) of the Koopman target Ψ_{t+1}.
+            var out = [Double](repeating: 0, count: f * big.variables)
+            for i in 0..<f { for j in 0..<big.variables { out[i * big.variables + j] = solved[i * columns + 1 + j] } }
+            return out
+        }
+    }
+}

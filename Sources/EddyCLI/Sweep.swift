@@ -1,0 +1,147 @@
+import ArgumentParser
+import Eddy
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Choose the width, ridge and form from one data pass: every narrower model is a block of the widest one's Gram.",
+        discussion: """
+        One accumulation pass per combination of sampler, seed and delays; every width and ridge is then solved from sub-blocks of the sums (Cholesky per ridge, or one eigendecomposition per width when there are many ridges) and scored on validation trajectories by the mean standardised MSE over the horizon (or --score-steps). The best model is written with the sweep's choice in its metadata.
+
+        Example: eddy sweep --data train.csv --validation val.csv --widths 64,128,256,512 --ridges 1e-12,1e-10,1e-8,1e-6 --horizon 50 --forms recurrent,koopman --out best.safetensors --plot sweep.svg
+        """
+    )
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Validation trajectories (same variables and inputs as --data).") var validation: String?
+    @Option(help: "Instead of --validation: hold out the last fraction of every training trajectory.") var validationFraction: Double?
+    @Option(help: "Widths, strictly increasing, comma-separated.") var widths: String
+    @Option(help: "Relative ridges α, strictly increasing, comma-separated.") var ridges: String
+    @Option(help: "Forecast steps per validation origin.") var horizon: Int
+    @Option(help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
+    @Option(help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
+    @Option(help: "Number of seeds 0…N−1 (one pass each).") var seeds = 1
+    @Option(help: "Delays, strictly increasing, comma-separated (one pass each).") var delays = "1"
+    @Option(help: "Horizon steps (1-based) whose error is averaged into the score; default every step.") var scoreSteps: String?
+    @Option(help: "Largest Lyapunov exponent, to report valid prediction times in Lyapunov times.") var lyapunov: Double?
+    @Option(help: "Activation: tanh or relu.") var activation = "tanh"
+    @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
+    @Option(help: "SWIM candidate pool size.") var swimPool = 65536
+    @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
+    @Option(help: "How each width's ridges are solved: auto, eigh or cholesky.") var sweepSolver = "auto"
+    @Option(help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
+    @Option(help: "Compute backend for the pass: auto or cpu (solves run on the CPU in double).") var backend = "auto"
+    @Option(help: "Write the best model here.") var out: String?
+    @Option(help: "Write every candidate as CSV here.") var csv: String?
+    @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
+    @Option(help: "Rows of the table to print.") var top = 15
+    @Flag(help: "Print JSON instead of the table.") var json = false
+
+    func numbers<T: LosslessStringConvertible>(_ text: String, _ option: String) throws -> [T] {
+        let parts = splitList(text)
+        let values = parts.compactMap { T($0) }
+        guard !parts.isEmpty, values.count == parts.count else { throw EddyError("\(option): expected a comma-separated list of numbers, got '\(text)'") }
+        return values
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let source: ValidationSource
+            switch (validation, validationFraction) {
+            case (let v?, nil):
+                source = .data(DataSpec(path: v, columns: data.columns.map(splitList), inputs: data.inputs.map(splitList) ?? [], episodeColumn: data.episodeColumn))
+            case (nil, let f?): source = .fraction(f)
+            case (nil, nil): throw EddyError("give validation data with --validation FILE or --validation-fraction F")
+            default: throw EddyError("give either --validation or --validation-fraction, not both")
+            }
+            var config = SweepConfig(data: data.spec(), validation: source, widths: try numbers(widths, "--widths"),
+                                     ridges: try numbers(ridges, "--ridges"), horizon: horizon)
+            config.forms = try splitList(forms).map { try parseChoice($0, "--forms") }
+            config.samplers = try splitList(samplers).map { try parseChoice($0, "--samplers") }
+            if seeds < 1 { throw EddyError("--seeds must be at least 1, got \(seeds)") }
+            config.seeds = (0..<seeds).map { UInt64($0) }
+            config.delays = try numbers(delays, "--delays")
+            config.scoreSteps = try scoreSteps.map { try numbers($0, "--score-steps") }
+            config.lyapunov = lyapunov
+            config.activation = try parseChoice(activation, "--activation")
+            config.randomScale = scale
+            config.swimPool = swimPool
+            config.chunkRows = chunkRows
+            config.dt = dt
+            config.solver = try parseChoice(sweepSolver, "--sweep-solver")
+            config.sampleWidth = sampleWidth
+            let (device, reason) = Backends.make(try parseChoice(backend, "--backend"))
+            if !json { printError("backend \(reason)") }
+            let progress = TerminalProgress()
+            let result = try Sweep(config: config, backend: device, progress: progress.handler()).run()
+            progress.clear()
+            // Everything is computed; now write the outputs (each atomically).
+            if let out { try ModelFile.write(result.best, to: out) }
+            if let csv { try AtomicFile.write(sweepCSV(result), to: csv) }
+            if let plot { try AtomicFile.write(sweepPlot(result, config: config), to: plot) }
+            for w in result.warnings { printError("eddy: warning: \(w)") }
+            if json {
+                print(sweepJSON(result).text)
+                return
+            }
+            print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps")
+            print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
+            print("")
+            print("rank  form       width  ridge     delays  sampler  seed  score (std MSE)  VPT steps  condition")
+            for (i, c) in result.candidates.prefix(top).enumerated() {
+                print(pad("\(i + 1)", 6) + pad(c.form.rawValue, 11) + pad("\(c.width)", 7) + pad(Format.scientific(c.ridge, 0), 10) + pad("\(c.delays)", 8)
+                      + pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17) + pad(Format.general(c.validPredictionSteps), 11)
+                      + Format.scientific(c.condition, 1))
+            }
+            if let out { print("wrote the best model to \(out)") }
+        }
+    }
+}
+
+func sweepCSV(_ r: SweepResult) -> String {
+    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite\n"
+    for (i, c) in r.candidates.enumerated() {
+        text += "\(i + 1),\(c.form.rawValue),\(c.width),\(c.ridge),\(c.delays),\(c.sampler.rawValue),\(c.seed),\(c.score),\(c.validPredictionSteps),"
+        text += "\(c.validPredictionLyapunov.map { "\($0)" } ?? ""),\(c.condition),\(c.solver.rawValue),\(c.nonFinite)\n"
+    }
+    return text
+}
+
+func sweepJSON(_ r: SweepResult) -> JSON {
+    .object([
+        "passes": .int(r.passes), "validation_origins": .int(r.validationOrigins),
+        "seconds": .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) }),
+        "warnings": .array(r.warnings.map { .string($0) }),
+        "candidates": .array(r.candidates.map { c in
+            .object([
+                "form": .string(c.form.rawValue), "width": .int(c.width), "ridge": .number(c.ridge), "delays": .int(c.delays),
+                "sampler": .string(c.sampler.rawValue), "seed": .number(Double(c.seed)), "score": .number(c.score),
+                "vpt_steps": .number(c.validPredictionSteps), "vpt_lyapunov": .optional(c.validPredictionLyapunov),
+                "condition": .number(c.condition), "solver": .string(c.solver.rawValue), "non_finite": .int(c.nonFinite),
+            ])
+        }),
+    ])
+}
+
+func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
+    var series: [LinePlot.Series] = []
+    var keys: [String] = []
+    var groups: [String: [(Double, Double)]] = [:]
+    for c in r.candidates {
+        let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))"
+            + (config.delays.count > 1 ? " k=\(c.delays)" : "") + (config.samplers.count > 1 ? " \(c.sampler.rawValue)" : "")
+            + (config.seeds.count > 1 ? " seed \(c.seed)" : "")
+        if groups[key] == nil { keys.append(key) }
+        groups[key, default: []].append((Double(c.width), c.score))
+    }
+    for key in keys.sorted() {
+        let points = groups[key]!.sorted { $0.0 < $1.0 }
+        series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman")))
+    }
+    let panel = LinePlot.Panel(title: "validation error against width", xLabel: "width (neurons)", yLabel: "mean standardised MSE",
+                               series: series, logY: true, markers: true)
+    var plot = LinePlot(title: "eddy sweep", panels: [panel])
+    plot.panelHeight = 420
+    return plot.render()
+}
