@@ -43,10 +43,10 @@ public enum Solver {
             }
             var a = sums.gram
             for i in 0..<f { a[i * f + i] += lambda }
-            var anorm = 0.0
-            for j in 0..<f {
+            var anorm = 0.0   // 1-norm = largest column sum = largest row sum (symmetric), read row by row
+            for i in 0..<f {
                 var s = 0.0
-                for i in 0..<f { s += abs(a[i * f + j]) }
+                for j in 0..<f { s += abs(a[i * f + j]) }
                 anorm = max(anorm, s)
             }
             let info = LAPACK.potrf(&a, n: f)
