@@ -9,7 +9,7 @@
 # and prints numpy_pipeline/eddy (target ≥ 3×) and numpy_lstsq/eddy (target ≥ 10×).
 # Also records nproc, CPU model, date, NumPy's BLAS, eddy's BLAS and OPENBLAS_CORETYPE.
 #
-# Runtime: ~1–1.5 min on 2 cores (eddy ~3 s × 3, NumPy pipeline ~6 s × 2, lstsq ~35–40 s).
+# Runtime: ~40–70 s on 2 cores (eddy ~3 s × 3, NumPy pipeline ~3 s × 2, lstsq ~10–35 s; noisy VM).
 # Memory: ~3 GB peak (NumPy holds Φ, 131072×1057 doubles, and lstsq copies it).
 #
 # Usage: Scripts/bench_cpu.sh [--json FILE] [--rows N] [--width M] [--no-lstsq]
@@ -51,6 +51,13 @@ python3 -c 'import numpy, scipy' 2>/dev/null || { echo "bench_cpu: needs python3
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
+# Timings on a 2-core machine are only meaningful when nothing else runs (e.g. a swift build).
+read -r LOAD1 _ < /proc/loadavg
+echo "$LOAD1" > "$TMP/load_before"
+if awk -v l="$LOAD1" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "bench_cpu: WARNING: 1-min load average is $LOAD1 before starting; timings will be noisy" >&2
+fi
+
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
 
@@ -78,6 +85,7 @@ python3 "$HERE/numpy_edmd.py" "${np_args[@]}"
 nproc > "$TMP/nproc"
 grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //' > "$TMP/cpu" || echo unknown > "$TMP/cpu"
 date -u +%Y-%m-%dT%H:%M:%SZ > "$TMP/date"
+read -r LOAD1 _ < /proc/loadavg; echo "$LOAD1" > "$TMP/load_after"
 { ldd "$EDDY" 2>/dev/null | grep -E 'openblas|libblas' | awk '{print $3}' | xargs -r readlink -f; } > "$TMP/eddy_blas" || true
 
 # --- report -----------------------------------------------------------------------------------
@@ -104,6 +112,7 @@ out = {
     "nproc": int(read("nproc")),
     "cpu": read("cpu"),
     "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    "loadavg_1min": {"before": float(read("load_before")), "after": float(read("load_after"))},
     "numpy": {"version": numpy.__version__, "blas": blas.get("name"), "blas_version": blas.get("version"),
               "blas_config": blas.get("openblas configuration")},
     "eddy_blas": read("eddy_blas").splitlines(),
@@ -125,6 +134,8 @@ if "lstsq" in np_rep:
 s = best["seconds"]
 print()
 print(f"bench_cpu  {out['date']}  {out['cpu']}  nproc={out['nproc']}  OPENBLAS_CORETYPE={out['openblas_coretype']}")
+print(f"load average (1 min) before/after: {out['loadavg_1min']['before']}/{out['loadavg_1min']['after']}"
+      + ("  -- WARNING: machine busy, timings unreliable" if out['loadavg_1min']['before'] > 0.5 else ""))
 print(f"NumPy {numpy.__version__} BLAS: {blas.get('name')} {blas.get('version')}; eddy BLAS: {', '.join(out['eddy_blas']) or '?'}")
 print(f"data: lorenz96 --dim {os.environ['DIM']}, {out['eddy']['pairs']} pairs, width {os.environ['WIDTH']} "
       f"({out['eddy']['features']} features), random scale {os.environ['SCALE']}, recurrent, cholesky")
