@@ -76,7 +76,7 @@ for i in $(seq "$EDDY_REPEATS"); do
 done
 
 # --- NumPy ------------------------------------------------------------------------------------
-echo "bench_cpu: NumPy pipeline (best of $NUMPY_REPEATS)$([ "$LSTSQ" = 1 ] && echo ' and lstsq (~40 s)')" >&2
+echo "bench_cpu: NumPy pipeline (best of $NUMPY_REPEATS)$([ "$LSTSQ" = 1 ] && echo ' and lstsq (~10–35 s)')" >&2
 np_args=(--data "$TMP/l96.npy" --width "$WIDTH" --scale "$SCALE" --repeats "$NUMPY_REPEATS" --json "$TMP/numpy.json")
 [ "$LSTSQ" = 1 ] || np_args+=(--no-lstsq)
 python3 "$HERE/numpy_edmd.py" "${np_args[@]}"

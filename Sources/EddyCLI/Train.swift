@@ -17,10 +17,10 @@ struct Train: ParsableCommand {
     @Option(help: "Activation: tanh or relu.") var activation: String = "tanh"
     @Option(help: "Model form: recurrent (x_{t+1} = Ψ(z_t)A + u_tB, re-lifted every step) or koopman (Ψ_{t+1} = Ψ_tK + u_tB).") var form: String = "recurrent"
     @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m).") var ridge = 1e-10
-    @Option(help: "Solver: cholesky (default), eigh (ridge path, --rcond cut-off) or lstsq (SVD on the rows, in memory).") var solver: String = "cholesky"
+    @Option(help: "Solver: cholesky (default), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All three solve the same ridge problem; lstsq with --ridge 0 is NumPy's lstsq.") var solver: String = "cholesky"
     @Option(help: "Cut-off for eigh and lstsq: singular values below rcond·σ_max are dropped (as NumPy's lstsq).") var rcond: Double?
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
-    @Option(help: "Time step of the data (default: read off a t/time column, else 1).") var dt: Double?
+    @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
@@ -69,6 +69,9 @@ struct Train: ParsableCommand {
                 print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
                 print("solver \(model.metadata.solver.rawValue), ridge α = \(Format.general(config.ridge)) (λ = \(Format.scientific(model.metadata.lambda))), condition ≈ \(Format.scientific(report.condition))")
                 print("time: \(Format.fixed(total, 2)) s (statistics \(Format.fixed(report.seconds["statistics"] ?? 0, 2)), accumulate \(Format.fixed(report.seconds["accumulate"] ?? 0, 2)), solve \(Format.fixed(report.seconds["solve"] ?? 0, 2)))")
+                if dt == nil && model.metadata.dt == 1 {
+                    print("dt = 1 (no t/time column; give --dt for times, frequencies and Lyapunov times in real units)")
+                }
                 print("wrote \(out)")
             }
         }
