@@ -28,26 +28,6 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
-/// The data options every command that reads trajectories shares.
-struct DataOptions: ParsableArguments {
-    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), or a directory of such files (one trajectory each).")
-    var data: String
-
-    @Option(help: "The column naming the trajectory (episode) each CSV row belongs to, e.g. a station. Rows of one episode must be contiguous.")
-    var episodeColumn: String?
-
-    @Option(help: "State variables by name, comma-separated (.npy columns are c0, c1, …). Default: every column but the episode, inputs and a time column t/time.")
-    var columns: String?
-
-    @Option(help: "Input (control or exogenous) columns by name, comma-separated.")
-    var inputs: String?
-
-    func spec(defaultColumns: [String]? = nil, defaultInputs: [String] = [], defaultEpisode: String? = nil) -> DataSpec {
-        DataSpec(path: data, columns: columns.map(splitList) ?? defaultColumns, inputs: inputs.map(splitList) ?? defaultInputs,
-                 episodeColumn: episodeColumn ?? defaultEpisode)
-    }
-}
-
 func splitList(_ s: String) -> [String] {
     s.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
 }

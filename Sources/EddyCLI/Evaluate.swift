@@ -16,6 +16,8 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Also compare long free runs with the truth (histogram KL, power spectra).") var climate = false
     @Option(help: "Longest free run for --climate.") var freeRun = 10000
     @Option(help: "Print every Nth horizon step in the table (all steps are in --json).") var every: Int?
+    @Flag(help: "Compare with baselines at --report-steps: persistence, the last day repeated (seasonal) and the training climatology by hour of day; skill = 1 − MSE/MSE(baseline). The last two need a time column with a daily cycle.") var baselines = false
+    @Option(help: "Steps for the per-variable table (default: the horizon).") var reportSteps: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -27,8 +29,29 @@ struct Evaluate: ParsableCommand {
             let forecasts = Forecaster.run(model: model, cases: cases, horizon: h)
             var result = Evaluator.evaluate(model: model, cases: cases, forecasts: forecasts, horizon: h, threshold: threshold, lyapunov: lyapunov)
             if climate { result.climate = try Evaluator.climate(model: model, segments: segments, maxSteps: freeRun, path: spec.path) }
+            let steps: [Int] = try reportSteps.map { text in
+                let list = splitList(text).compactMap(Int.init)
+                guard !list.isEmpty, list.count == splitList(text).count, list.allSatisfy({ (1...h).contains($0) }) else {
+                    throw EddyError("--report-steps: expected steps in 1…\(h), got '\(text)'")
+                }
+                return list
+            } ?? [h]
+            var methods: [(String, [Double])] = [("eddy", forecasts)]
+            if baselines {
+                let kinds: [Baseline] = model.metadata.climatologyPeriod == nil ? [.persistence] : Baseline.allCases
+                if kinds.count == 1 { printError("eddy: note: no daily cycle in the training data's time column: only the persistence baseline") }
+                for b in kinds { methods.append((b.rawValue, try Evaluator.baseline(b, model: model, segments: segments, cases: cases, horizon: h))) }
+            }
+            let comparison = Evaluator.compare(model: model, cases: cases, horizon: h, steps: steps, methods: methods)
+            let diverged = Evaluator.diverged(model: model, forecasts: forecasts, cases: cases.count, horizon: h)
             if json {
-                print(evaluationJSON(result).text)
+                var j = evaluationJSON(result)
+                if case .object(var pairs) = j {
+                    pairs.append(("comparison", comparisonJSON(comparison)))
+                    pairs.append(("diverged", .array(diverged.map { .object(["episode": .string(cases[$0.case].episode), "origin": .int(cases[$0.case].origin), "step": .int($0.step)]) })))
+                    j = .object(pairs)
+                }
+                print(j.text)
                 return
             }
             print("\(result.origins) forecast(s) of \(h) steps (dt = \(Format.general(result.dt))) on \(spec.path)")
@@ -44,6 +67,14 @@ struct Evaluate: ParsableCommand {
             print("step      MSE          MSE (std)    NRMSE")
             for s in result.steps where s.step == 1 || s.step % stride == 0 || s.step == h {
                 print(pad("\(s.step)", 8) + "  " + pad(Format.scientific(s.mse), 11) + "  " + pad(Format.scientific(s.mseStandardised), 11) + "  " + Format.scientific(s.nrmse))
+            }
+            if baselines || reportSteps != nil {
+                print("")
+                print(comparisonTable(comparison))
+            }
+            if !diverged.isEmpty {
+                print("")
+                print("warning: \(diverged.count) of \(result.origins) forecasts left the training range by more than its width or turned non-finite (first at trajectory \(cases[diverged[0].case].episode), origin \(cases[diverged[0].case].origin), step \(diverged[0].step)); raise --ridge")
             }
             if let c = result.climate {
                 print("")
@@ -75,4 +106,31 @@ func evaluationJSON(_ r: Evaluation) -> JSON {
         ])))
     }
     return .object(pairs)
+}
+
+/// Per step and variable: MSE of each method in data units, and Eddy's skill against each baseline.
+func comparisonTable(_ c: Comparison) -> String {
+    var lines: [String] = []
+    let methods = c.mse.map(\.method)
+    lines.append("per-variable MSE (data units) on \(c.origins) origins" + (methods.count > 1 ? "; skill = 1 − MSE(eddy)/MSE(baseline)" : ""))
+    for (si, step) in c.steps.enumerated() {
+        lines.append("")
+        var head = pad("step \(step)", 18) + methods.map { pad($0, 13) }.joined()
+        head += methods.dropFirst().map { pad("skill/" + $0.prefix(5), 13) }.joined()
+        lines.append(head)
+        for (i, v) in c.variables.enumerated() {
+            let values = c.mse.map { $0.values[si][i] }
+            var line = pad(v, 18) + values.map { pad(Format.general($0, 4), 13) }.joined()
+            line += values.dropFirst().map { pad(Format.general(1 - values[0] / $0, 3), 13) }.joined()
+            lines.append(line)
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
+func comparisonJSON(_ c: Comparison) -> JSON {
+    .object([
+        "origins": .int(c.origins), "variables": .array(c.variables.map { .string($0) }), "steps": .array(c.steps.map { .int($0) }),
+        "mse": .object(c.mse.map { m in (m.method, JSON.array(m.values.map { .numbers($0) })) }),
+    ])
 }

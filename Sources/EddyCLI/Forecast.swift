@@ -23,15 +23,11 @@ struct ForecastOptions: ParsableArguments {
     func load() throws -> (Model, [Segment], DataSpec) {
         if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
         let model = try ModelFile.read(self.model)
-        let spec = data.spec(defaultColumns: model.metadata.variables, defaultInputs: model.metadata.inputs,
-                             defaultEpisode: model.metadata.training.episodeColumn)
-        if let c = spec.columns, c != model.metadata.variables {
-            throw EddyError("--columns \(c.joined(separator: ",")) differ from the model's variables \(model.metadata.variables.joined(separator: ","))")
+        let spec = try data.spec(for: model)
+        let (reader, segments) = try DataSource.loadSegments(spec)
+        if reader.variableNames != model.metadata.variables || reader.inputNames != model.metadata.inputs {
+            throw EddyError("\(spec.path): the data give variables \(reader.variableNames) and inputs \(reader.inputNames); the model \(self.model) needs \(model.metadata.variables) and \(model.metadata.inputs)")
         }
-        if spec.inputs != model.metadata.inputs {
-            throw EddyError("--inputs \(spec.inputs.joined(separator: ",")) differ from the model's inputs \(model.metadata.inputs.joined(separator: ","))")
-        }
-        let (_, segments) = try DataSource.loadSegments(spec)
         if segments.isEmpty { throw EddyError("\(spec.path): no valid rows") }
         return (model, segments, spec)
     }
@@ -57,7 +53,8 @@ struct Forecast: ParsableCommand {
             var future: [String: [Double]] = [:]
             if let f = futureInputs {
                 guard !model.metadata.inputs.isEmpty else { throw EddyError("--future-inputs: the model has no inputs") }
-                let (_, segs) = try DataSource.loadSegments(DataSpec(path: f, columns: model.metadata.inputs, inputs: [], episodeColumn: spec.episodeColumn))
+                guard !model.externalInputs.isEmpty else { throw EddyError("--future-inputs: the model computes all its inputs (calendar) itself") }
+                let (_, segs) = try DataSource.loadSegments(DataSpec(path: f, columns: model.externalInputs, inputs: [], episodeColumn: spec.episodeColumn))
                 for s in segs { future[s.episode, default: []] += s.values }
             }
             let cases = try Forecaster.cases(model: model, segments: segments, origins: options.origin(default: .last),

@@ -15,6 +15,8 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Validation trajectories (same variables and inputs as --data).") var validation: String?
     @Option(help: "Instead of --validation: hold out the last fraction of every training trajectory.") var validationFraction: Double?
+    @Option(help: "Validation rows at or after this time (with --validation; e.g. the same file as --data with another window).") var validationFrom: String?
+    @Option(help: "Validation rows before this time.") var validationUntil: String?
     @Option(help: "Widths, strictly increasing, comma-separated.") var widths: String
     @Option(help: "Relative ridges α, strictly increasing, comma-separated.") var ridges: String
     @Option(help: "Forecast steps per validation origin.") var horizon: Int
@@ -47,15 +49,21 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let train = try data.spec(dt: dt)
             let source: ValidationSource
             switch (validation, validationFraction) {
             case (let v?, nil):
-                source = .data(DataSpec(path: v, columns: data.columns.map(splitList), inputs: data.inputs.map(splitList) ?? [], episodeColumn: data.episodeColumn))
+                // The validation data are read like the training data, with their own time window.
+                var spec = train
+                spec.path = v
+                spec.from = try validationFrom.map { try parseTime($0, "--validation-from") }
+                spec.until = try validationUntil.map { try parseTime($0, "--validation-until") }
+                source = .data(spec)
             case (nil, let f?): source = .fraction(f)
             case (nil, nil): throw EddyError("give validation data with --validation FILE or --validation-fraction F")
             default: throw EddyError("give either --validation or --validation-fraction, not both")
             }
-            var config = SweepConfig(data: data.spec(), validation: source, widths: try numbers(widths, "--widths"),
+            var config = SweepConfig(data: train, validation: source, widths: try numbers(widths, "--widths"),
                                      ridges: try numbers(ridges, "--ridges"), horizon: horizon)
             config.forms = try splitList(forms).map { try parseChoice($0, "--forms") }
             config.samplers = try splitList(samplers).map { try parseChoice($0, "--samplers") }

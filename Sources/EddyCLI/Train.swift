@@ -30,7 +30,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var config = TrainingConfig(data: data.spec())
+            var config = TrainingConfig(data: try data.spec(dt: dt))
             config.delays = delays
             config.width = width
             config.sampler = try parseChoice(sampler, "--sampler")

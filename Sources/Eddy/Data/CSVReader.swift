@@ -4,28 +4,35 @@ import Glibc
 import Darwin
 #endif
 
-/// Streams a CSV file with a header line: reads 1 MiB at a time, never the whole file.
-/// Missing values (`NA`, `NaN`, empty) end a segment; anything else that is not a finite number is an error
-/// naming the file, line and column.
+/// Streams a CSV file with a header line: reads 1 MiB at a time, never the whole file (except with `pivot`, which
+/// must align all rows on time). Missing values (`NA`, `NaN`, empty) end a segment unless a short gap is filled;
+/// anything else that is not a finite number is an error naming the file, line and column.
 public final class CSVReader: RowReader {
     public let path: String
     public let variableNames: [String]
     public let inputNames: [String]
-    public private(set) var inferredDt: Double?
-    public private(set) var validCounts: [Int]
+    public var inferredDt: Double? { shaper.dt }
+    public var validCounts: [Int] { counts + [Int](repeating: emitted, count: 2 * spec.calendar.count) }
+    /// Rows filled by interpolation (with `fillGaps`), and in how many gaps.
+    public var filledRows: Int { shaper.filledRows }
+    public var filledGaps: Int { shaper.filledGaps }
 
+    private let spec: DataSpec
     private let file: InputFile
     private let selection: ColumnSelection
     private let header: [String]
-    private let builder: BlockBuilder
+    private let shaper: RowShaper
     private var lines: LineSplitter
     private var lineNumber = 1
     private var done = false
-    private var row: [Double]
-    private var firstTimes: [Double] = []
-    private var firstEpisode: String?
+    private var counts: [Int]
+    private var emitted = 0
+    /// With `pivot`: the joint rows in time order, served from memory.
+    private var pivoted: [RawRow]?
+    private var pivotIndex = 0
 
     public init(spec: DataSpec) throws {
+        self.spec = spec
         path = spec.path
         file = try InputFile(path: spec.path)
         lines = LineSplitter(file: file)
@@ -37,40 +44,87 @@ public final class CSVReader: RowReader {
             throw EddyError("\(spec.path):1: empty header line; expected the column names")
         }
         selection = try ColumnSelection(header: header, spec: spec, path: spec.path)
-        variableNames = selection.variableNames
-        inputNames = selection.inputNames
-        builder = BlockBuilder(width: selection.variables.count + selection.inputs.count, capacity: spec.blockRows)
-        row = [Double](repeating: 0, count: selection.variables.count + selection.inputs.count)
-        validCounts = [Int](repeating: 0, count: row.count)
+        let rawWidth = selection.variableNames.count + selection.inputNames.count
+        counts = [Int](repeating: 0, count: rawWidth)
+        if spec.pivot != nil {
+            if spec.episodeColumn != nil { throw EddyError("\(spec.path): --pivot and --episode-column exclude each other (the pivot joins the episodes into one trajectory)") }
+            guard selection.time != nil else { throw EddyError("\(spec.path): --pivot aligns rows on time; name the time column with --time-column") }
+            var splitter = lines, number = 1, rawCounts = counts
+            let (rows, keys) = try CSVReader.pivot(lines: &splitter, lineNumber: &number, selection: selection, header: header, spec: spec,
+                                                   path: spec.path, counts: &rawCounts)
+            lines = splitter
+            lineNumber = number
+            pivoted = rows
+            let n = selection.variableNames.count
+            let names = selection.variableNames
+            variableNames = keys.flatMap { key in names.map { "\($0)@\(key)" } }
+            inputNames = selection.inputNames + spec.calendar.flatMap(\.inputNames)
+            // Counts per joint column are those of the underlying variable; inputs keep theirs.
+            counts = keys.flatMap { _ in Array(rawCounts[0..<n]) } + Array(rawCounts[n...])
+            shaper = RowShaper(path: spec.path, width: keys.count * n + selection.inputNames.count, calendar: spec.calendar,
+                               fillGaps: spec.fillGaps, from: spec.from, until: spec.until, dt: spec.dt, blockRows: spec.blockRows)
+        } else {
+            variableNames = selection.variableNames
+            inputNames = selection.inputNames + spec.calendar.flatMap(\.inputNames)
+            shaper = RowShaper(path: spec.path, width: rawWidth, calendar: spec.calendar, fillGaps: spec.fillGaps,
+                               from: spec.from, until: spec.until, dt: spec.dt, blockRows: spec.blockRows)
+        }
     }
 
     public func next() throws -> RowBlock? {
         while true {
-            if let block = builder.take() { return block }
+            if let block = shaper.builder.take() {
+                emitted += block.rowCount
+                return block
+            }
             if done { return nil }
+            if var rows = pivoted {
+                if pivotIndex == rows.count {
+                    done = true
+                    shaper.finish()
+                    continue
+                }
+                let row = rows[pivotIndex]
+                pivotIndex += 1
+                if pivotIndex == rows.count { rows.removeAll(); pivoted = rows }
+                try shaper.add(row)
+                continue
+            }
             guard let line = lines.next() else {
                 done = true
-                builder.close()
+                shaper.finish()
                 if lineNumber == 1 { throw EddyError("\(path): header only, no data rows") }
                 continue
             }
             lineNumber += 1
             if line.isEmpty || (line.count == 1 && line[0] == UInt8(ascii: "\r")) { continue }
-            try parse(line)
+            try shaper.add(try CSVReader.parse(line, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts))
         }
     }
 
-    private func parse(_ line: [UInt8]) throws {
+    /// One line into a raw row: angles as sine/cosine, NaN where missing.
+    static func parse(_ line: [UInt8], lineNumber: Int, selection: ColumnSelection, header: [String], path: String,
+                      counts: inout [Int]) throws -> RawRow {
         let fields = CSVReader.split(line)
         if fields.count != header.count {
             throw EddyError.at(path, line: lineNumber, "expected \(header.count) fields as in the header, found \(fields.count)")
         }
         let episode = selection.episode.map { CSVReader.unquote(fields[$0]).trimmedSpaces } ?? ""
-        var missing = false
-        for (k, c) in (selection.variables + selection.inputs).enumerated() {
+        var time: Double?
+        if let t = selection.time {
+            let text = CSVReader.unquote(fields[t]).trimmedSpaces
+            guard let v = TimeParser.seconds(text), v.isFinite else {
+                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(text)' in time column '\(header[t])' as a time (expected ISO 8601 like 2013-01-01T06:00:00Z, or a number)")
+            }
+            time = v
+        }
+        var values: [Double] = []
+        values.reserveCapacity(counts.count)
+        for c in selection.variables + selection.inputs {
+            var v = Double.nan
             switch CSVReader.number(fields[c]) {
-            case .value(let v): row[k] = v; validCounts[k] += 1
-            case .missing: missing = true
+            case .value(let x): v = x
+            case .missing: break
             case .infinite(let text):
                 throw EddyError.at(path, line: lineNumber, column: c + 1,
                                    "infinite value '\(text)' in column '\(header[c])'; expected a finite number (write NA for a missing value)")
@@ -78,19 +132,59 @@ public final class CSVReader: RowReader {
                 throw EddyError.at(path, line: lineNumber, column: c + 1,
                                    "cannot read '\(text)' in column '\(header[c])' as a number")
             }
-        }
-        if let t = selection.time, firstTimes.count < 2, !missing {
-            if firstEpisode == nil { firstEpisode = episode }
-            if episode == firstEpisode, case .value(let v) = CSVReader.number(fields[t]) {
-                firstTimes.append(v)
-                if firstTimes.count == 2, firstTimes[1] > firstTimes[0] { inferredDt = firstTimes[1] - firstTimes[0] }
+            if selection.angleColumns.contains(c) {
+                if !v.isNaN && !(0...360).contains(v) {
+                    throw EddyError.at(path, line: lineNumber, column: c + 1, "angle \(Format.general(v)) in column '\(header[c])' is outside [0, 360] degrees")
+                }
+                let r = v * Double.pi / 180
+                values.append(sin(r))
+                values.append(cos(r))
+            } else {
+                values.append(v)
+            }
+            if !v.isNaN {
+                counts[values.count - 1] += 1
+                if selection.angleColumns.contains(c) { counts[values.count - 2] += 1 }
             }
         }
-        if missing {
-            builder.gap(episode: episode)
-        } else {
-            row.withUnsafeBufferPointer { builder.append($0, episode: episode, line: lineNumber) }
+        return RawRow(episode: episode, time: time, values: values, line: lineNumber)
+    }
+
+    /// Reads every row and joins the values of each pivot key on time: one row per time, the variables of every
+    /// key in key order (missing keys as NaN), then the inputs (which must agree across keys at a time).
+    static func pivot(lines: inout LineSplitter, lineNumber: inout Int, selection: ColumnSelection, header: [String], spec: DataSpec,
+                      path: String, counts: inout [Int]) throws -> ([RawRow], [String]) {
+        let key = selection.pivot!
+        var byTime: [Double: [String: (RawRow, Int)]] = [:]
+        var keys = Set<String>()
+        while let line = lines.next() {
+            lineNumber += 1
+            if line.isEmpty || (line.count == 1 && line[0] == UInt8(ascii: "\r")) { continue }
+            let fields = CSVReader.split(line)
+            let row = try parse(line, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
+            let k = CSVReader.unquote(fields[key]).trimmedSpaces
+            keys.insert(k)
+            if let earlier = byTime[row.time!]?[k] {
+                throw EddyError.at(path, line: lineNumber, "the pivot on '\(header[key])' gives two rows for '\(k)' at time \(Format.general(row.time!, 12)) (also line \(earlier.1)); each key needs one row per time")
+            }
+            byTime[row.time!, default: [:]][k] = (row, lineNumber)
         }
+        if lineNumber == 1 { throw EddyError("\(path): header only, no data rows") }
+        let ordered = keys.sorted()
+        let n = selection.variableNames.count, m = selection.inputNames.count
+        var rows: [RawRow] = []
+        rows.reserveCapacity(byTime.count)
+        for t in byTime.keys.sorted() {
+            let atTime = byTime[t]!
+            var values: [Double] = []
+            for k in ordered {
+                if let (r, _) = atTime[k] { values += r.values[0..<n] } else { values += [Double](repeating: .nan, count: n) }
+            }
+            var inputs = [Double](repeating: .nan, count: m)
+            for (r, _) in atTime.values { for j in 0..<m where inputs[j].isNaN { inputs[j] = r.values[n + j] } }
+            rows.append(RawRow(episode: "", time: t, values: values + inputs, line: atTime.values.map(\.1).min()!))
+        }
+        return (rows, ordered)
     }
 
     enum Cell { case value(Double), missing, infinite(String), invalid(String) }

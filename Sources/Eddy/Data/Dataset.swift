@@ -9,6 +9,23 @@ public struct DataSpec: Sendable {
     public var episodeColumn: String?
     /// Rows per block handed on by the reader.
     public var blockRows: Int
+    /// A column of times (ISO 8601 or numbers): rows must increase in time within an episode, a jump of more than
+    /// one step splits the trajectory (or is filled, see `fillGaps`), and calendar inputs are computed from it.
+    public var timeColumn: String?
+    /// The time step in the time column's units (seconds for ISO times); nil: the first difference.
+    public var dt: Double?
+    /// Variables that are angles in degrees (0…360), each turned into `NAME_sin` and `NAME_cos`.
+    public var angles: [String] = []
+    /// Calendar inputs computed from the time column.
+    public var calendar: [CalendarFeature] = []
+    /// Gaps (missing rows or values) of at most this many steps are filled by linear interpolation; 0: never.
+    public var fillGaps = 0
+    /// Keep rows with `from ≤ time < until` (times as in the time column).
+    public var from: Double?
+    public var until: Double?
+    /// A column (e.g. a station) whose values become separate copies of every variable, aligned on time:
+    /// one joint trajectory with variables `NAME@VALUE`. Reads the file into memory.
+    public var pivot: String?
 
     public init(path: String, columns: [String]? = nil, inputs: [String] = [], episodeColumn: String? = nil, blockRows: Int = 4096) {
         self.path = path
@@ -29,6 +46,8 @@ public struct RowBlock: Sendable {
     public var startsSegment: Bool
     /// Where the first row came from, for messages (a line of a CSV file, a row of an array).
     public var firstLine: Int
+    /// Each row's time, when the data have a time column (empty otherwise).
+    public var times: [Double] = []
 }
 
 /// Streams a dataset as blocks of rows. Readers are opened afresh for every pass over the data.
@@ -65,6 +84,7 @@ public enum DataSource {
             }
             segments[segments.count - 1].values += block.values
             segments[segments.count - 1].rowCount += block.rowCount
+            segments[segments.count - 1].times += block.times
         }
         return (reader, segments)
     }
@@ -77,6 +97,8 @@ public struct Segment: Sendable {
     public var firstLine: Int
     public var values: [Double] = []
     public var rowCount = 0
+    /// Each row's time, when the data have a time column (empty otherwise).
+    public var times: [Double] = []
 
     public init(episode: String, width: Int, firstLine: Int) {
         self.episode = episode
@@ -92,6 +114,7 @@ final class BlockBuilder {
     let width: Int
     let capacity: Int
     private var values: [Double] = []
+    private var times: [Double] = []
     private var rows = 0
     private var episode = ""
     private var firstLine = 0
@@ -106,7 +129,7 @@ final class BlockBuilder {
     }
 
     /// A valid row.
-    func append(_ row: UnsafeBufferPointer<Double>, episode ep: String, line: Int) {
+    func append(_ row: UnsafeBufferPointer<Double>, episode ep: String, line: Int, time: Double? = nil) {
         if ep != lastEpisode {
             close()
             nextStartsSegment = true
@@ -117,6 +140,7 @@ final class BlockBuilder {
             firstLine = line
         }
         values.append(contentsOf: row)
+        if let time { times.append(time) }
         rows += 1
         if rows == capacity { close() }
     }
@@ -131,9 +155,11 @@ final class BlockBuilder {
     /// Hands on the rows collected so far as a block.
     func close() {
         guard rows > 0 else { return }
-        ready.append(RowBlock(episode: episode, values: values, rowCount: rows, startsSegment: nextStartsSegment, firstLine: firstLine))
+        ready.append(RowBlock(episode: episode, values: values, rowCount: rows, startsSegment: nextStartsSegment, firstLine: firstLine,
+                              times: times.count == rows ? times : []))
         nextStartsSegment = false
         values.removeAll(keepingCapacity: true)
+        times.removeAll(keepingCapacity: true)
         rows = 0
     }
 
@@ -146,8 +172,11 @@ struct ColumnSelection {
     var inputs: [Int]
     var episode: Int?
     var time: Int?
+    var pivot: Int?
     var variableNames: [String]
     var inputNames: [String]
+    /// Variable columns given in degrees, each read as a sine/cosine pair.
+    var angleColumns: Set<Int> = []
 
     init(header: [String], spec: DataSpec, path: String) throws {
         func index(of name: String, role: String) throws -> Int {
@@ -158,20 +187,33 @@ struct ColumnSelection {
         }
         // A column named `episode` (as `eddy generate` writes) is the episode column unless another is named.
         episode = try spec.episodeColumn.map { try index(of: $0, role: "episode") }
-            ?? (spec.columns?.contains("episode") == true || spec.inputs.contains("episode") ? nil : header.firstIndex(of: "episode"))
+            ?? (spec.columns?.contains("episode") == true || spec.inputs.contains("episode") || spec.pivot != nil ? nil : header.firstIndex(of: "episode"))
         inputs = try spec.inputs.map { try index(of: $0, role: "input") }
-        time = header.firstIndex(of: "t") ?? header.firstIndex(of: "time")
+        time = try spec.timeColumn.map { try index(of: $0, role: "time") } ?? header.firstIndex(of: "t") ?? header.firstIndex(of: "time")
+        pivot = try spec.pivot.map { try index(of: $0, role: "pivot") }
         if let names = spec.columns {
             if names.isEmpty { throw EddyError("\(path): --columns is empty; name at least one variable") }
             variables = try names.map { try index(of: $0, role: "variable") }
         } else {
-            let taken = Set(inputs + [episode, time].compactMap { $0 })
+            let taken = Set(inputs + [episode, time, pivot].compactMap { $0 })
             variables = header.indices.filter { !taken.contains($0) }
             if variables.isEmpty {
                 throw EddyError("\(path): no variable columns left after the episode, input and time columns; name them with --columns")
             }
         }
-        if time != nil, variables.contains(time!) || inputs.contains(time!) { time = nil }
+        if time != nil, variables.contains(time!) || inputs.contains(time!) {
+            if spec.timeColumn != nil { throw EddyError("\(path): the time column '\(header[time!])' cannot also be a variable or input") }
+            time = nil
+        }
+        for a in spec.angles where !variables.contains(where: { header[$0] == a }) {
+            throw EddyError("\(path): --angles names '\(a)', which is not among the variables (\(variables.map { header[$0] }.joined(separator: ", ")))")
+        }
+        if (spec.from != nil || spec.until != nil) && time == nil {
+            throw EddyError("\(path): --from and --until select rows by time; name the time column with --time-column")
+        }
+        if !spec.calendar.isEmpty && time == nil {
+            throw EddyError("\(path): calendar inputs need a time column; name it with --time-column")
+        }
         let all = variables + inputs
         if Set(all).count != all.count {
             throw EddyError("\(path): a column is named twice among --columns and --inputs")
@@ -179,7 +221,8 @@ struct ColumnSelection {
         if let e = episode, all.contains(e) {
             throw EddyError("\(path): the episode column '\(header[e])' cannot also be a variable or input")
         }
-        variableNames = variables.map { header[$0] }
+        variableNames = variables.flatMap { spec.angles.contains(header[$0]) ? ["\(header[$0])_sin", "\(header[$0])_cos"] : [header[$0]] }
         inputNames = inputs.map { header[$0] }
+        angleColumns = Set(variables.filter { spec.angles.contains(header[$0]) })
     }
 }

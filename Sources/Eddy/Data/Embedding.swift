@@ -33,10 +33,31 @@ public struct DataStatistics: Sendable {
     public var m2: [Double]
     /// FNV-1a over the bit patterns of every value and the segment boundaries, in stream order.
     public var fingerprint: UInt64 = 0xCBF2_9CE4_8422_2325
+    public var minimum: [Double]
+    public var maximum: [Double]
+    /// Phases of the daily cycle (`86 400 / dt` when that is a whole number ≥ 2), with a time column.
+    public var period: Int?
+    public var phaseSums: [Double] = []
+    public var phaseCounts: [Int] = []
 
     init(width: Int) {
         mean = .init(repeating: 0, count: width)
         m2 = .init(repeating: 0, count: width)
+        minimum = .init(repeating: .infinity, count: width)
+        maximum = .init(repeating: -.infinity, count: width)
+    }
+
+    /// Mean per phase and column (period × width), nil without a daily cycle; phases never seen get the overall mean.
+    public var climatology: [Double]? {
+        guard let p = period else { return nil }
+        let w = mean.count
+        return (0..<(p * w)).map { i in phaseCounts[i / w] > 0 ? phaseSums[i] / Double(phaseCounts[i / w]) : mean[i % w] }
+    }
+
+    /// The daily phase of a time (seconds) for step `dt`.
+    public static func phase(_ time: Double, dt: Double, period: Int) -> Int {
+        let k = Int((time / dt).rounded(.down)) % period
+        return k < 0 ? k + period : k
     }
 
     public var std: [Double] { m2.map { rows > 1 ? ($0 / Double(rows - 1)).squareRoot() : 0 } }
@@ -54,8 +75,23 @@ public struct DataStatistics: Sendable {
         }
     }
 
-    mutating func add(_ block: RowBlock, width: Int) {
+    mutating func add(_ block: RowBlock, width: Int, dt: Double?) {
         if block.startsSegment { segments += 1; mix(0x5E6) }
+        if period == nil, !block.times.isEmpty, let dt, dt > 0 {
+            let p = 86_400 / dt
+            if p >= 2, p <= 100_000, abs(p - p.rounded()) < 1e-9 {
+                period = Int(p.rounded())
+                phaseSums = .init(repeating: 0, count: period! * width)
+                phaseCounts = .init(repeating: 0, count: period!)
+            }
+        }
+        if let p = period, let dt, block.times.count == block.rowCount {
+            for r in 0..<block.rowCount {
+                let k = DataStatistics.phase(block.times[r], dt: dt, period: p)
+                phaseCounts[k] += 1
+                for c in 0..<width { phaseSums[k * width + c] += block.values[r * width + c] }
+            }
+        }
         block.values.withUnsafeBufferPointer { v in
             for r in 0..<block.rowCount {
                 rows += 1
@@ -63,6 +99,8 @@ public struct DataStatistics: Sendable {
                 for c in 0..<width {
                     let x = v[r * width + c]
                     mix(x.bitPattern)
+                    minimum[c] = min(minimum[c], x)
+                    maximum[c] = max(maximum[c], x)
                     let d = x - mean[c]
                     mean[c] += d * inv
                     m2[c] += d * (x - mean[c])

@@ -97,7 +97,8 @@ public final class NPYReader: RowReader {
     private let file: InputFile
     private let header: NPY.Header
     private let selection: ColumnSelection
-    private let builder: BlockBuilder
+    private let shaper: RowShaper
+    private var builder: BlockBuilder { shaper.builder }
     private var episode = 0
     private var step = 0
 
@@ -129,7 +130,11 @@ public final class NPYReader: RowReader {
         variableNames = selection.variableNames
         inputNames = selection.inputNames
         self.episodeNames = episodeNames
-        builder = BlockBuilder(width: selection.variables.count + selection.inputs.count, capacity: spec.blockRows)
+        if spec.timeColumn != nil || !spec.calendar.isEmpty || spec.pivot != nil || !spec.angles.isEmpty || spec.from != nil || spec.until != nil {
+            throw EddyError("\(spec.path): time columns, calendar inputs, angles, time windows and pivots apply to CSV data; an .npy array has none")
+        }
+        shaper = RowShaper(path: spec.path, width: selection.variables.count + selection.inputs.count, calendar: [], fillGaps: spec.fillGaps,
+                           from: nil, until: nil, dt: nil, blockRows: spec.blockRows)
         validCounts = [Int](repeating: 0, count: selection.variables.count + selection.inputs.count)
         if steps == 0 || episodes == 0 { throw EddyError("\(spec.path): the array is empty (shape \(header.shape))") }
     }
@@ -156,25 +161,22 @@ public final class NPYReader: RowReader {
                             ? Double(bitPattern: UInt64(littleEndian: buf.loadUnaligned(fromByteOffset: at, as: UInt64.self)))
                             : Double(Float(bitPattern: UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: at, as: UInt32.self))))
                     }
-                    var missing = false
                     for (k, c) in columns.enumerated() {
                         let v = raw[c]
-                        if v.isNaN { missing = true; row[k] = v; continue }
-                        validCounts[k] += 1
                         if v.isInfinite {
                             throw EddyError("\(path): trajectory \(episode), row \(step + r), column \(c): infinite value; expected a finite number (NaN marks a missing value)")
                         }
+                        if !v.isNaN { validCounts[k] += 1 }
                         row[k] = v
                     }
-                    if missing { builder.gap(episode: name) }
-                    else { row.withUnsafeBufferPointer { builder.append($0, episode: name, line: step + r) } }
+                    try shaper.add(RawRow(episode: name, time: nil, values: row, line: step + r))
                 }
             }
             step += rows
             if step == steps {
                 step = 0
                 episode += 1
-                builder.close()
+                shaper.finish()
             }
         }
     }

@@ -158,3 +158,104 @@ import Glibc
 #else
 import Darwin
 #endif
+
+/// Reference forecasts every skill score needs (METHOD.md, "Evaluation"), on the same origins as the model.
+public enum Baseline: String, CaseIterable, Sendable {
+    /// The last observed value, held.
+    case persistence
+    /// The last observed cycle repeated: for hourly data the same hour on the previous day (period from `dt`).
+    case seasonal
+    /// The training mean at the same phase of the daily cycle (hour of day for hourly data).
+    case climatology
+}
+
+/// Errors per variable at chosen steps, for the model and its baselines.
+public struct Comparison: Sendable {
+    public var variables: [String]
+    public var steps: [Int]
+    /// Method name → [step index][variable] mean squared error in data units (NaN where no truth).
+    public var mse: [(method: String, values: [[Double]])]
+    public var origins: Int
+}
+
+extension Evaluator {
+    /// Baseline forecasts (`B × H × n`, data units) for the cases, from the segments they came from.
+    public static func baseline(_ kind: Baseline, model: Model, segments: [Segment], cases: [ForecastCase], horizon: Int) throws -> [Double] {
+        let n = model.layout.variables
+        var out = [Double](repeating: .nan, count: cases.count * horizon * n)
+        let period = model.metadata.climatologyPeriod
+        for (c, fc) in cases.enumerated() {
+            switch kind {
+            case .persistence:
+                let last = Array(fc.history.suffix(n))
+                for h in 0..<horizon { for i in 0..<n { out[(c * horizon + h) * n + i] = last[i] } }
+            case .seasonal:
+                guard let p = period else { throw EddyError("the seasonal baseline needs a daily cycle: train on data with a time column whose step divides a day") }
+                let s = segments[fc.segment]
+                guard fc.origin >= p - 1 else { continue }
+                for h in 0..<horizon {
+                    let row = s.row(fc.origin - p + 1 + h % p)
+                    for i in 0..<n { out[(c * horizon + h) * n + i] = row[row.startIndex + i] }
+                }
+            case .climatology:
+                guard let p = period, let clim = model.climatology, let t0 = fc.time else {
+                    throw EddyError("the climatology baseline needs a daily cycle: train on data with a time column whose step divides a day")
+                }
+                for h in 0..<horizon {
+                    let k = DataStatistics.phase(t0 + Double(h + 1) * model.metadata.dt, dt: model.metadata.dt, period: p)
+                    for i in 0..<n { out[(c * horizon + h) * n + i] = clim[k * n + i] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Mean squared error per variable at each step (1-based), over the cases that have truth there and a finite forecast
+    /// from every method compared (so all methods are scored on the same origins).
+    public static func compare(model: Model, cases: [ForecastCase], horizon: Int, steps: [Int], methods: [(String, [Double])]) -> Comparison {
+        let n = model.layout.variables
+        var table: [(String, [[Double]])] = methods.map { ($0.0, []) }
+        var origins = 0
+        for step in steps {
+            let h = step - 1
+            var sums = [[Double]](repeating: [Double](repeating: 0, count: n), count: methods.count)
+            var count = 0
+            for (c, fc) in cases.enumerated() where fc.truth.count >= (h + 1) * n {
+                let usable = methods.allSatisfy { m in (0..<n).allSatisfy { m.1[(c * horizon + h) * n + $0].isFinite } }
+                guard usable else { continue }
+                count += 1
+                for (k, m) in methods.enumerated() {
+                    for i in 0..<n {
+                        let e = m.1[(c * horizon + h) * n + i] - fc.truth[h * n + i]
+                        sums[k][i] += e * e
+                    }
+                }
+            }
+            origins = max(origins, count)
+            for k in methods.indices { table[k].1.append(sums[k].map { count > 0 ? $0 / Double(count) : .nan }) }
+        }
+        return Comparison(variables: model.metadata.variables, steps: steps, mse: table.map { (method: $0.0, values: $0.1) }, origins: origins)
+    }
+
+    /// Forecasts that left the training range by more than its own width, or turned non-finite: (case, first step).
+    public static func diverged(model: Model, forecasts: [Double], cases: Int, horizon: Int) -> [(case: Int, step: Int)] {
+        let n = model.layout.variables
+        guard let range = model.metadata.trainingRange, range.count == n else {
+            return (0..<cases).compactMap { c in
+                (0..<horizon).first { h in (0..<n).contains { !forecasts[(c * horizon + h) * n + $0].isFinite } }.map { (c, $0 + 1) }
+            }
+        }
+        var out: [(Int, Int)] = []
+        for c in 0..<cases {
+            for h in 0..<horizon {
+                let bad = (0..<n).contains { i in
+                    let v = forecasts[(c * horizon + h) * n + i]
+                    let width = range[i][1] - range[i][0]
+                    return !v.isFinite || v < range[i][0] - width || v > range[i][1] + width
+                }
+                if bad { out.append((c, h + 1)); break }
+            }
+        }
+        return out
+    }
+}

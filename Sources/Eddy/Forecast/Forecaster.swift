@@ -19,6 +19,10 @@ public struct ForecastCase: Sendable {
     public var truth: [Double]
     /// The window's rows in data units, oldest first (for plots).
     public var history: [Double]
+    /// Time of the origin row, when the data have a time column.
+    public var time: Double?
+    /// Index of the segment it came from.
+    public var segment: Int
 }
 
 /// Free runs of a model, many origins at once (METHOD.md, "Two recurrent forms"; forecasts in both forms).
@@ -79,18 +83,36 @@ public enum Forecaster {
                     for j in 0..<m { inputs[h * m + j] = row[row.startIndex + n + j] }
                 }
                 if fromData < horizon {
-                    guard let future = futureInputs[s.episode], future.count >= (horizon - fromData) * m else {
-                        throw EddyError("\(path): the model has inputs (\(model.metadata.inputs.joined(separator: ", "))) and trajectory '\(s.episode)' ends \(fromData) step(s) after the origin; give the remaining \(horizon - fromData) future input rows with --future-inputs FILE")
+                    // Past the data: calendar inputs from the time, the others from the future-inputs file.
+                    let external = m - 2 * model.calendar.count
+                    if external > 0 {
+                        guard let future = futureInputs[s.episode], future.count >= (horizon - fromData) * external else {
+                            throw EddyError("\(path): the model has inputs (\(model.externalInputs.joined(separator: ", "))) and trajectory '\(s.episode)' ends \(fromData) step(s) after the origin; give the remaining \(horizon - fromData) future input rows with --future-inputs FILE")
+                        }
+                        for h in fromData..<horizon {
+                            for j in 0..<external { inputs[h * m + j] = future[(h - fromData) * external + j] }
+                        }
                     }
-                    for h in fromData..<horizon {
-                        for j in 0..<m { inputs[h * m + j] = future[(h - fromData) * m + j] }
+                    if !model.calendar.isEmpty {
+                        guard s.times.count == s.rowCount else {
+                            throw EddyError("\(path): the model's calendar inputs need the time column in the data")
+                        }
+                        for h in fromData..<horizon {
+                            let time = s.times[t] + Double(h) * model.metadata.dt
+                            for (q, feature) in model.calendar.enumerated() {
+                                let (sv, cv) = feature.values(at: time)
+                                inputs[h * m + external + 2 * q] = sv
+                                inputs[h * m + external + 2 * q + 1] = cv
+                            }
+                        }
                     }
                 }
                 for h in 0..<horizon {
                     for j in 0..<m { inputs[h * m + j] = (inputs[h * m + j] - norm.inputMean[j]) / norm.inputStd[j] }
                 }
             }
-            out.append(ForecastCase(episode: s.episode, origin: t, window: window, inputs: inputs, truth: truth, history: history))
+            out.append(ForecastCase(episode: s.episode, origin: t, window: window, inputs: inputs, truth: truth, history: history,
+                                    time: s.times.count == s.rowCount ? s.times[t] : nil, segment: si))
         }
         return out
     }

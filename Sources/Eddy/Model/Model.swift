@@ -27,6 +27,26 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
     public var training: TrainingData
     /// How `eddy sweep` chose this model (absent for `eddy train`).
     public var sweep: SweepRecord?
+    /// How raw data become the model's variables and inputs (time column, angles, calendar, gap filling, pivot);
+    /// forecasting and evaluation read new data the same way. Absent: the columns are the variables and inputs.
+    public var shaping: Shaping?
+    /// Per variable, the smallest and largest value seen in training (data units): forecasts far outside are flagged.
+    public var trainingRange: [[Double]]?
+    /// Mean of each variable by phase of the daily cycle (hour of day for hourly data) over the training data, from
+    /// the time column: the climatology baseline. `climatologyPeriod` phases of `dt` each.
+    public var climatologyPeriod: Int?
+
+    public struct Shaping: Codable, Sendable, Equatable {
+        /// The raw variable columns as named (nil: the default selection).
+        public var columns: [String]?
+        public var inputs: [String]
+        public var timeColumn: String?
+        public var angles: [String]
+        public var calendar: [CalendarFeature]
+        public var fillGaps: Int
+        public var pivot: String?
+        public var dt: Double?
+    }
 
     public struct SweepRecord: Codable, Sendable, Equatable {
         public var validation: String
@@ -65,12 +85,15 @@ public struct Model: Sendable {
     public var layer: HiddenLayer
     public var normalisation: Normalisation
     public var theta: [Double]
+    /// Mean of each variable by phase of the daily cycle (`climatologyPeriod × n`, data units), when known.
+    public var climatology: [Double]?
 
-    public init(metadata: ModelMetadata, layer: HiddenLayer, normalisation: Normalisation, theta: [Double]) {
+    public init(metadata: ModelMetadata, layer: HiddenLayer, normalisation: Normalisation, theta: [Double], climatology: [Double]? = nil) {
         self.metadata = metadata
         self.layer = layer
         self.normalisation = normalisation
         self.theta = theta
+        self.climatology = climatology
     }
 
     public var layout: DictionaryLayout {
@@ -84,6 +107,12 @@ public struct Model: Sendable {
         let d = layout.dictionarySize
         return Array(theta[0..<(d * d)])
     }
+
+    /// Inputs the model computes itself from time (calendar features): the last `2 × calendar.count` inputs.
+    public var calendar: [CalendarFeature] { metadata.shaping?.calendar ?? [] }
+
+    /// Inputs that must come from data or a future-inputs file.
+    public var externalInputs: [String] { Array(metadata.inputs.dropLast(2 * calendar.count)) }
 
     /// The readout `C` (D × n): the dictionary holds the state `z` in columns `1…n`, so `x_t = Ψ_t C` is that
     /// coordinate projection exactly (a least-squares `C` reproduces it up to the ridge).

@@ -7,7 +7,8 @@ import Foundation
 /// The model file: safetensors (an 8-byte little-endian header length, a JSON header naming each float64
 /// tensor's shape and byte range, then the tensor bytes) with Eddy's metadata as a JSON string under
 /// `__metadata__.eddy`. Tensors: `W` (p, M), `b` (M), `x_mean`, `x_std` (n), `u_mean`, `u_std` (m, with inputs);
-/// Koopman form `K` (D, D), `C` (D, n), `B` (m, D); recurrent form `A` (D, n), `B` (m, n).
+/// Koopman form `K` (D, D), `C` (D, n), `B` (m, D); recurrent form `A` (D, n), `B` (m, n); and with a daily cycle
+/// in the training data's time column, `climatology` (phases, n).
 public enum ModelFile {
     struct TensorInfo: Codable {
         var dtype: String
@@ -56,6 +57,7 @@ public enum ModelFile {
         case .recurrent: out += [("A", [d, n], head)]
         }
         if m > 0 { out.append(("B", [m, r], tail)) }
+        if let c = model.climatology, let p = model.metadata.climatologyPeriod { out.append(("climatology", [p, n], c)) }
         return out
     }
 
@@ -147,7 +149,8 @@ public enum ModelFile {
         var theta = try tensor(metadata.form == .koopman ? "K" : "A", [d, r])
         if m > 0 { theta += try tensor("B", [m, r]) }
         guard (w + b + theta).allSatisfy(\.isFinite) else { throw EddyError("\(path): corrupted model file: non-finite weights") }
+        let climatology = try metadata.climatologyPeriod.map { try tensor("climatology", [$0, n]) }
         let layer = HiddenLayer(inputSize: layout.windowSize, width: metadata.width, weights: w, biases: b, activation: metadata.activation)
-        return Model(metadata: metadata, layer: layer, normalisation: norm, theta: theta)
+        return Model(metadata: metadata, layer: layer, normalisation: norm, theta: theta, climatology: climatology)
     }
 }

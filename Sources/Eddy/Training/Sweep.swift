@@ -176,13 +176,15 @@ public struct Sweep {
                                                       chunkRows: config.chunkRows, progress: progress)
                     passes += 1
                     seconds["pass"]! += clock.lap()
-                    let base = ModelMetadata(
+                    var base = ModelMetadata(
                         variables: data.variableNames, inputs: data.inputNames, delays: delays, width: 0, form: .recurrent,
                         sampler: sampler, activation: config.activation, seed: seed,
                         randomScale: sampler == .random ? config.randomScale : nil, swimPool: sampler == .swim ? config.swimPool : nil,
                         dt: config.dt ?? data.inferredDt ?? 1, solver: .cholesky, ridge: 0, lambda: 0, rcond: nil, condition: nil,
                         training: .init(path: spec.path, episodeColumn: spec.episodeColumn, rows: data.statistics.rows,
                                         segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.statistics.fingerprintHex))
+                    Trainer.describe(data, spec: spec, into: &base)
+                    let climatology = Trainer.climatology(data)
                     // Validation cases depend only on the delays and the normalisation: build them once per pass.
                     let probe = Model(metadata: base, layer: layer.prefix(0), normalisation: data.normalisation,
                                       theta: [Double](repeating: 0, count: (1 + data.variableNames.count * delays + data.inputNames.count) * data.variableNames.count))
@@ -203,7 +205,8 @@ public struct Sweep {
                                 meta.lambda = s.solution.lambda
                                 meta.condition = s.solution.condition.isFinite ? s.solution.condition : nil
                                 let theta = Sweep.theta(s.solution.theta, width: width, layout: sums.layout, form: form)
-                                let model = Model(metadata: meta, layer: layer.prefix(width), normalisation: data.normalisation, theta: theta)
+                                let model = Model(metadata: meta, layer: layer.prefix(width), normalisation: data.normalisation, theta: theta,
+                                                  climatology: climatology)
                                 let forecasts = Forecaster.run(model: model, cases: cases, horizon: config.horizon)
                                 let ev = Evaluator.evaluate(model: model, cases: cases, forecasts: forecasts, horizon: config.horizon,
                                                             threshold: config.threshold, lyapunov: config.lyapunov)

@@ -91,7 +91,7 @@ public struct Trainer {
         var raw = WindowBuilder(normalisation: .identity(variables: n, inputs: m), delays: delays, chunkRows: chunkRows)
         var reservoir = PairReservoir(capacity: poolSize, windowSize: n * delays, targetSize: n, seed: seed)
         while let block = try reader.next() {
-            stats.add(block, width: n + m)
+            stats.add(block, width: n + m, dt: reader.inferredDt)
             raw.add(block)
             while let chunk = raw.take() { stats.pairs += chunk.pairCount; reservoir.offer(chunk) }
             progress?("reading", stats.rows, 0)
@@ -209,14 +209,34 @@ public struct Trainer {
         guard solution.theta.allSatisfy(\.isFinite) else {
             throw EddyError("the solve produced non-finite weights (condition ≈ \(Format.scientific(solution.condition))); raise --ridge")
         }
-        let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta)
+        let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta,
+                          climatology: Trainer.climatology(data))
         let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
                                     warnings: data.warnings + solution.warnings)
         return (model, report)
     }
 
+    /// The climatology of the variables (not the inputs), when the data have a daily cycle.
+    static func climatology(_ data: PreparedData) -> [Double]? {
+        guard let c = data.statistics.climatology, let p = data.statistics.period else { return nil }
+        let n = data.variableNames.count, w = n + data.inputNames.count
+        return (0..<(p * n)).map { c[($0 / n) * w + $0 % n] }
+    }
+
+    /// What the model records about its data beyond the names: how they were shaped, their range, the cycle.
+    static func describe(_ data: PreparedData, spec: DataSpec, into meta: inout ModelMetadata) {
+        let n = data.variableNames.count
+        let s = data.statistics
+        meta.trainingRange = (0..<n).map { [s.minimum[$0], s.maximum[$0]] }
+        meta.climatologyPeriod = s.period
+        if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil {
+            meta.shaping = .init(columns: spec.columns, inputs: spec.inputs, timeColumn: spec.timeColumn, angles: spec.angles, calendar: spec.calendar,
+                                 fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt)
+        }
+    }
+
     func metadata(_ data: PreparedData, solution: Solution) -> ModelMetadata {
-        ModelMetadata(
+        var meta = ModelMetadata(
             variables: data.variableNames, inputs: data.inputNames, delays: config.delays, width: config.width,
             form: config.form, sampler: config.sampler, activation: config.activation, seed: config.seed,
             randomScale: config.sampler == .random ? config.randomScale : nil,
@@ -225,6 +245,8 @@ public struct Trainer {
             rcond: config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
             training: .init(path: data.path, episodeColumn: config.data.episodeColumn, rows: data.statistics.rows,
                             segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.statistics.fingerprintHex))
+        Trainer.describe(data, spec: config.data, into: &meta)
+        return meta
     }
 }
 

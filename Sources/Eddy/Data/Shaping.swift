@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Calendar inputs computed from a time column, each as a sine/cosine pair: known in the future, so forecasts can
+/// use them past the end of the data.
+public enum CalendarFeature: String, CaseIterable, Codable, Sendable {
+    /// Hour of day (UTC), period 24 h.
+    case hour
+    /// Day of year, period 365.2425 days.
+    case doy
+    /// Day of week, period 7 days.
+    case week
+
+    var period: Double {
+        switch self {
+        case .hour: return 86_400
+        case .doy: return 365.2425 * 86_400
+        case .week: return 7 * 86_400
+        }
+    }
+
+    public var inputNames: [String] { ["\(rawValue)_sin", "\(rawValue)_cos"] }
+
+    /// The pair at a time in seconds since 1970 (UTC).
+    public func values(at seconds: Double) -> (Double, Double) {
+        var phase = seconds.truncatingRemainder(dividingBy: period) / period
+        if phase < 0 { phase += 1 }
+        return (sin(2 * Double.pi * phase), cos(2 * Double.pi * phase))
+    }
+}
+
+/// Times in a time column: ISO 8601 (`2013-01-01T06:00:00Z`, `2013-01-01 06:00`, `2013-01-01`, with an optional
+/// `Z` or `±hh:mm` offset) become seconds since 1970-01-01 UTC; plain numbers are taken as they are.
+public enum TimeParser {
+    public static func seconds(_ text: String) -> Double? {
+        if let v = Double(text) { return v }
+        let b = Array(text.utf8)
+        func number(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= b.count else { return nil }
+            var v = 0
+            for i in from..<(from + count) {
+                guard b[i] >= 48 && b[i] <= 57 else { return nil }
+                v = v * 10 + Int(b[i] - 48)
+            }
+            return v
+        }
+        guard b.count >= 10, let y = number(0, 4), b[4] == 45, let mo = number(5, 2), b[7] == 45, let d = number(8, 2),
+              (1...12).contains(mo), (1...31).contains(d) else { return nil }
+        var h = 0, mi = 0
+        var s = 0.0
+        var i = 10
+        if b.count > 10 {
+            guard b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: " "), let hh = number(11, 2), b.count >= 16, b[13] == 58,
+                  let mm = number(14, 2) else { return nil }
+            h = hh; mi = mm
+            i = 16
+            if i < b.count, b[i] == 58 {
+                guard let ss = number(i + 1, 2) else { return nil }
+                s = Double(ss)
+                i += 3
+                if i < b.count, b[i] == UInt8(ascii: ".") {
+                    var j = i + 1, scale = 0.1
+                    while j < b.count, b[j] >= 48, b[j] <= 57 { s += Double(b[j] - 48) * scale; scale /= 10; j += 1 }
+                    i = j
+                }
+            }
+        }
+        var offset = 0
+        if i < b.count {
+            if b[i] == UInt8(ascii: "Z") && i == b.count - 1 {
+            } else if (b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-")), let oh = number(i + 1, 2) {
+                let om = b.count >= i + 6 ? (number(i + 4, 2) ?? number(i + 3, 2) ?? 0) : (number(i + 3, 2) ?? 0)
+                offset = (b[i] == UInt8(ascii: "+") ? 1 : -1) * (oh * 3600 + om * 60)
+            } else {
+                return nil
+            }
+        }
+        // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Double(days * 86_400 + h * 3600 + mi * 60 - offset) + s
+    }
+}
+
+/// A parsed row before shaping: its episode, its time (when the data have a time column) and the selected values
+/// (variables, angle columns already as sine/cosine, then inputs), NaN where missing.
+struct RawRow {
+    var episode: String
+    var time: Double?
+    var values: [Double]
+    var line: Int
+}
+
+/// Turns raw rows into blocks: a time window (`from`, `until`), segment breaks where time jumps or values are
+/// missing, optional linear interpolation of gaps of at most `fillGaps` steps (counted and reported), and the
+/// calendar inputs appended after the data's own inputs.
+final class RowShaper {
+    let path: String
+    let width: Int
+    let calendar: [CalendarFeature]
+    let fillGaps: Int
+    let from: Double?
+    let until: Double?
+    var dt: Double?
+    let builder: BlockBuilder
+    private(set) var filledRows = 0
+    private(set) var filledGaps = 0
+
+    private var episode: String?
+    private var last: (index: Int, time: Double?, values: [Double])?
+    private var origin: Double?          // time of index 0 in the current segment
+    private var pending: [Int: RawRow] = [:]
+    private var counter = 0              // index for data without time
+
+    init(path: String, width: Int, calendar: [CalendarFeature], fillGaps: Int, from: Double?, until: Double?, dt: Double?, blockRows: Int) {
+        self.path = path
+        self.width = width
+        self.calendar = calendar
+        self.fillGaps = fillGaps
+        self.from = from
+        self.until = until
+        self.dt = dt
+        builder = BlockBuilder(width: width + 2 * calendar.count, capacity: blockRows)
+    }
+
+    private func breakSegment() {
+        builder.gap(episode: episode ?? "")
+        last = nil
+        origin = nil
+        pending.removeAll()
+    }
+
+    func add(_ row: RawRow) throws {
+        if row.episode != episode {
+            episode = row.episode
+            breakSegment()
+            counter = 0
+        }
+        if let t = row.time {
+            if let f = from, t < f { breakSegment(); return }
+            if let u = until, t >= u { breakSegment(); return }
+        }
+        // The row's position on the time axis of its segment.
+        let index: Int
+        if let t = row.time {
+            if let prev = last?.time ?? pending.values.compactMap(\.time).max(), t <= prev {
+                throw EddyError.at(path, line: row.line, "time \(Format.general(t, 10)) does not increase (previous row: \(Format.general(prev, 10))); rows of one episode must be in time order")
+            }
+            if dt == nil, let prev = last?.time { dt = t - prev }
+            guard let step = dt else {
+                // The first row: its time sets the origin.
+                origin = t
+                index = 0
+                return try place(row, index: index)
+            }
+            if origin == nil { origin = t }
+            let exact = (t - origin!) / step
+            let rounded = exact.rounded()
+            if abs(exact - rounded) > 1e-6 * max(1, abs(rounded)) {
+                // Off the grid of this segment: start a new one here.
+                breakSegment()
+                origin = t
+                index = 0
+            } else {
+                index = Int(rounded)
+            }
+        } else {
+            counter += 1
+            index = counter
+        }
+        try place(row, index: index)
+    }
+
+    private func place(_ row: RawRow, index: Int) throws {
+        let complete = !row.values.contains { $0.isNaN }
+        guard complete else {
+            if last != nil && fillGaps > 0 && index - last!.index <= fillGaps { pending[index] = row } else { breakSegment() }
+            return
+        }
+        if let l = last {
+            let gap = index - l.index - 1
+            if gap > 0 {
+                if gap <= fillGaps {
+                    // Linear interpolation between the last complete row and this one, keeping values that are present.
+                    for j in 1...gap {
+                        let w = Double(j) / Double(gap + 1)
+                        var v = pending[l.index + j]?.values ?? [Double](repeating: .nan, count: width)
+                        for c in 0..<width where v[c].isNaN { v[c] = l.values[c] + w * (row.values[c] - l.values[c]) }
+                        let t = l.time.flatMap { lt in dt.map { lt + Double(j) * $0 } }
+                        emit(v, time: t, line: pending[l.index + j]?.line ?? row.line)
+                    }
+                    filledRows += gap
+                    filledGaps += 1
+                } else {
+                    breakSegment()
+                    if row.time != nil { origin = row.time; last = nil }
+                    return try place(row, index: 0)
+                }
+            }
+        }
+        pending.removeAll()
+        emit(row.values, time: row.time, line: row.line)
+        last = (index, row.time, row.values)
+    }
+
+    private func emit(_ values: [Double], time: Double?, line: Int) {
+        var out = values
+        for f in calendar {
+            let (s, c) = f.values(at: time ?? 0)
+            out.append(s)
+            out.append(c)
+        }
+        out.withUnsafeBufferPointer { builder.append($0, episode: episode ?? "", line: line, time: time) }
+    }
+
+    func finish() { builder.close() }
+}

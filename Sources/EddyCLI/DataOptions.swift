@@ -1,0 +1,82 @@
+import ArgumentParser
+import Eddy
+
+/// The data options every command that reads trajectories shares.
+struct DataOptions: ParsableArguments {
+    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), or a directory of such files (one trajectory each).")
+    var data: String
+
+    @Option(help: "The column naming the trajectory (episode) each CSV row belongs to, e.g. a station. Rows of one episode must be contiguous. Default: a column named 'episode'.")
+    var episodeColumn: String?
+
+    @Option(help: "State variables by name, comma-separated (.npy columns are c0, c1, …). Default: every column but the episode, inputs and time columns.")
+    var columns: String?
+
+    @Option(help: "Input (control or exogenous) columns by name, comma-separated.")
+    var inputs: String?
+
+    @Option(help: "A time column (ISO 8601 like 2013-01-01T06:00:00Z, or numbers): time jumps split trajectories, calendar inputs come from it. Default: a column named t or time.")
+    var timeColumn: String?
+
+    @Option(help: "Variables that are angles in degrees (0…360), each used as NAME_sin and NAME_cos.")
+    var angles: String?
+
+    @Option(help: "Calendar inputs from the time column, as sine/cosine pairs: hour (of day), doy (day of year), week (day of week).")
+    var calendar: String?
+
+    @Option(help: "Fill gaps (missing rows or values) of at most this many steps by linear interpolation; longer gaps split the trajectory.")
+    var fillGaps: Int?
+
+    @Option(help: "Keep rows at or after this time (as in the time column, e.g. 2013-10-01).")
+    var from: String?
+
+    @Option(help: "Keep rows before this time.")
+    var until: String?
+
+    @Option(help: "Join the rows of each value of this column (e.g. a station) on time into one trajectory with variables NAME@VALUE.")
+    var pivot: String?
+
+    /// The spec for training data.
+    func spec(dt: Double? = nil) throws -> DataSpec {
+        var s = DataSpec(path: data, columns: columns.map(splitList), inputs: inputs.map(splitList) ?? [], episodeColumn: episodeColumn)
+        try shape(&s)
+        s.dt = dt
+        return s
+    }
+
+    /// The spec for new data read by a model: the model's columns and shaping unless given here.
+    func spec(for model: Model) throws -> DataSpec {
+        let shaping = model.metadata.shaping
+        var s = DataSpec(path: data, columns: columns.map(splitList) ?? shaping?.columns ?? (shaping == nil ? model.metadata.variables : nil),
+                         inputs: inputs.map(splitList) ?? shaping?.inputs ?? model.metadata.inputs,
+                         episodeColumn: episodeColumn ?? (shaping?.pivot == nil ? model.metadata.training.episodeColumn : nil))
+        if let shaping {
+            s.timeColumn = shaping.timeColumn
+            s.angles = shaping.angles
+            s.calendar = shaping.calendar
+            s.fillGaps = shaping.fillGaps
+            s.pivot = shaping.pivot
+            s.dt = shaping.dt
+        }
+        try shape(&s)
+        return s
+    }
+
+    private func shape(_ s: inout DataSpec) throws {
+        if let t = timeColumn { s.timeColumn = t }
+        if let a = angles { s.angles = splitList(a) }
+        if let c = calendar { s.calendar = try splitList(c).map { try parseChoice($0, "--calendar") } }
+        if let g = fillGaps {
+            if g < 0 { throw EddyError("--fill-gaps must be ≥ 0, got \(g)") }
+            s.fillGaps = g
+        }
+        if let p = pivot { s.pivot = p }
+        s.from = try from.map { try parseTime($0, "--from") }
+        s.until = try until.map { try parseTime($0, "--until") }
+    }
+}
+
+func parseTime(_ text: String, _ option: String) throws -> Double {
+    guard let v = TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (ISO 8601 like 2013-10-01, or a number)") }
+    return v
+}
