@@ -104,7 +104,11 @@ extension String {
 
 /// Truth (history and what followed) and forecast, one panel per variable, time in the model's units.
 func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int) -> String {
-    let n = model.layout.variables, k = model.layout.delays, dt = model.metadata.dt
+    let n = model.layout.variables, k = model.layout.delays
+    // Clock times in seconds read better in hours.
+    let hours = model.metadata.shaping?.timeColumn != nil && model.metadata.dt >= 3600
+    let dt = hours ? model.metadata.dt / 3600 : model.metadata.dt
+    let xLabel = hours ? "hours after origin" : "time after origin"
     var panels: [LinePlot.Panel] = []
     for i in 0..<n {
         let hist = stride(from: i, to: fc.history.count, by: n).map { fc.history[$0] }
@@ -115,7 +119,7 @@ func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: I
         let f = stride(from: i, to: forecast.count, by: n).map { forecast[$0] }
         series.append(LinePlot.Series(name: "forecast (\(model.metadata.form.rawValue))", x: [0] + (0..<horizon).map { Double($0 + 1) * dt },
                                       y: [hist.last ?? .nan] + f, dashed: true))
-        panels.append(LinePlot.Panel(title: model.metadata.variables[i], xLabel: "time after origin", yLabel: model.metadata.variables[i], series: series))
+        panels.append(LinePlot.Panel(title: model.metadata.variables[i], xLabel: xLabel, yLabel: model.metadata.variables[i], series: series))
     }
     return LinePlot(title: "Forecast from trajectory \(fc.episode), origin row \(fc.origin)", panels: panels).render()
 }

@@ -116,4 +116,26 @@ struct BadInputTests {
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(try listing(dir).contains("best.st") && listing(dir).contains("s.svg"))
     }
+
+    /// ISSUE 5, bad real-data input: an angle outside [0, 360], a pivot with duplicate times, every trajectory
+    /// shorter than the delays, a time column that cannot be read.
+    @Test func badWeatherData() throws {
+        let dir = try scratch()
+        var rows = "station,time,temp,dir\n"
+        for h in 0..<10 { rows += "A,2013-01-01T\(h < 10 ? "0" : "")\(h):00:00Z,\(h),\(h * 30)\n" }
+        try write(rows, dir + "/ok.csv")
+        try write(rows + "A,2013-01-01T10:00:00Z,1,400\n", dir + "/angle.csv")
+        try write(rows + "A,2013-01-01T09:00:00Z,1,10\n", dir + "/dup.csv")
+        try write(rows.replacingOccurrences(of: "T05:00:00Z", with: "noon"), dir + "/time.csv")
+        func train(_ file: String, _ extra: [String]) -> [String] {
+            ["train", "--data", dir + "/" + file, "--time-column", "time", "--columns", "temp,dir", "--width", "4", "--out", dir + "/m.st"] + extra
+        }
+        try expectFailure(train("angle.csv", ["--angles", "dir", "--episode-column", "station"]), in: dir, mentions: ["angle.csv:12:4", "angle 400", "[0, 360]"])
+        try expectFailure(train("dup.csv", ["--pivot", "station"]), in: dir, mentions: ["dup.csv:12", "two rows for 'A'", "also line 11"])
+        try expectFailure(train("ok.csv", ["--episode-column", "station", "--delays", "12"]), in: dir, mentions: ["ok.csv", "no trajectory has 13 consecutive valid rows"])
+        try expectFailure(train("time.csv", ["--episode-column", "station"]), in: dir, mentions: ["time.csv:7:2", "'2013-01-01noon'", "time column 'time'"])
+        try expectFailure(train("ok.csv", ["--calendar", "hour", "--time-column", "temp"]), in: dir, mentions: ["time column 'temp' cannot also be a variable"])
+        let ok = try eddy(train("ok.csv", ["--angles", "dir", "--episode-column", "station", "--calendar", "hour"]))
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
 }

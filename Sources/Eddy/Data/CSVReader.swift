@@ -78,16 +78,15 @@ public final class CSVReader: RowReader {
                 return block
             }
             if done { return nil }
-            if var rows = pivoted {
-                if pivotIndex == rows.count {
+            if let rows = pivoted {
+                if pivotIndex >= rows.count {
                     done = true
+                    pivoted = []
                     shaper.finish()
                     continue
                 }
-                let row = rows[pivotIndex]
                 pivotIndex += 1
-                if pivotIndex == rows.count { rows.removeAll(); pivoted = rows }
-                try shaper.add(row)
+                try shaper.add(rows[pivotIndex - 1])
                 continue
             }
             guard let line = lines.next() else {
