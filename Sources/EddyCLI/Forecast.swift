@@ -61,7 +61,9 @@ struct Forecast: ParsableCommand {
                                              horizon: options.horizon, futureInputs: future, path: spec.path)
             let values = Forecaster.run(model: model, cases: cases, horizon: options.horizon)
             let n = model.layout.variables, h = options.horizon
-            let bad = (0..<cases.count).filter { c in values[(c * h * n)..<((c + 1) * h * n)].contains { !$0.isFinite } }
+            // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
+            let diverged = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
+            let firstBad = Dictionary(uniqueKeysWithValues: diverged.map { ($0.case, $0.step) })
             if out.lowercased().hasSuffix(".npy") {
                 let file = try AtomicFile(path: out)
                 try file.write(NPY.header(shape: [cases.count, h, n]))
@@ -69,11 +71,14 @@ struct Forecast: ParsableCommand {
                 try file.commit()
             } else {
                 let withOrigin = options.origins != nil && options.origins != "last"
-                var text = ([spec.episodeColumn ?? "episode"] + (withOrigin ? ["origin"] : []) + ["step"] + model.metadata.variables).joined(separator: ",") + "\n"
+                let flagColumn = !diverged.isEmpty
+                var text = ([spec.episodeColumn ?? "episode"] + (withOrigin ? ["origin_row"] : []) + ["step"] + model.metadata.variables
+                            + (flagColumn ? ["flag"] : [])).joined(separator: ",") + "\n"
                 for (c, fc) in cases.enumerated() {
                     for s in 0..<h {
                         var row = [csvField(fc.episode)] + (withOrigin ? ["\(fc.origin)"] : []) + ["\(s + 1)"]
                         for i in 0..<n { let v = values[(c * h + s) * n + i]; row.append(v.isFinite ? "\(v)" : "nan") }
+                        if flagColumn { row.append(firstBad[c].map { s + 1 >= $0 ? "diverged" : "" } ?? "") }
                         text += row.joined(separator: ",") + "\n"
                     }
                 }
@@ -82,8 +87,8 @@ struct Forecast: ParsableCommand {
             if let plot {
                 try AtomicFile.write(forecastPlot(model: model, fc: cases[0], forecast: Array(values[0..<(h * n)]), horizon: h), to: plot)
             }
-            if !bad.isEmpty {
-                printError("eddy: warning: \(bad.count) of \(cases.count) forecasts turned non-finite (written as nan); the model diverges: raise --ridge")
+            if !diverged.isEmpty {
+                printError("eddy: warning: \(diverged.count) of \(cases.count) forecasts turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
             }
             print("wrote \(out): \(cases.count) forecast(s) × \(h) steps of \(model.metadata.variables.joined(separator: ","))\(plot.map { ", plot \($0)" } ?? "")")
         }

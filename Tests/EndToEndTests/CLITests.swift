@@ -138,4 +138,25 @@ struct CLITests {
             #expect(zip(r, results[0]).map { abs($0 - $1) }.max()! <= 1e-8 * scale)
         }
     }
+
+    /// ISSUE 5: free runs on noisy real data with too small a ridge diverge; the forecast says so instead of
+    /// writing them as if they were fine (a flag column and a warning; evaluate lists them too).
+    @Test func divergingForecastsAreFlagged() throws {
+        let dir = try scratch()
+        let data = packageRoot + "/Scripts/data/nyc-airports-2013-hourly.csv"
+        let shape = ["--data", data, "--episode-column", "origin", "--time-column", "time_hour",
+                     "--columns", "temp,dewp,humid,wind_speed,wind_dir,pressure,visib", "--angles", "wind_dir", "--calendar", "hour,doy", "--fill-gaps", "3"]
+        let t = try eddy(["train"] + shape + ["--until", "2013-10-01", "--delays", "24", "--width", "256", "--ridge", "1e-6", "--out", dir + "/w.st"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let f = try eddy(["forecast", "--model", dir + "/w.st", "--data", data, "--from", "2013-11-01", "--horizon", "168",
+                          "--origins", "every:168", "--out", dir + "/f.csv"])
+        #expect(f.status == 0, "\(f.stderr)")
+        #expect(f.stderr.contains("left the training range"))
+        let text = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8)
+        #expect(text.hasPrefix("origin,origin_row,step,temp,dewp,humid,wind_speed,wind_dir_sin,wind_dir_cos,pressure,visib,flag\n"))
+        #expect(text.contains(",diverged\n"))
+        let e = try eddy(["evaluate", "--model", dir + "/w.st", "--data", data, "--from", "2013-11-01", "--horizon", "168", "--json"])
+        let ev = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        #expect(((ev["diverged"] as? [Any])?.count ?? 0) > 0)
+    }
 }
