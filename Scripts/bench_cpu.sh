@@ -40,12 +40,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "${EDDY:-}" ]; then
-  echo "bench_cpu: EDDY not set; building release eddy" >&2
-  (cd "$ROOT" && swift build -c release --product eddy >&2)
-  EDDY="$(cd "$ROOT" && swift build -c release --show-bin-path)/eddy"
-fi
-[ -x "$EDDY" ] || { echo "bench_cpu: $EDDY is not an executable" >&2; exit 1; }
+source "$HERE/lib.sh"
+use_eddy bench_cpu
 python3 -c 'import numpy, scipy' 2>/dev/null || { echo "bench_cpu: needs python3 with numpy and scipy" >&2; exit 1; }
 
 TMP="$(mktemp -d)"

@@ -40,12 +40,8 @@ if [ ! -x /usr/bin/time ] || ! /usr/bin/time -v true >/dev/null 2>&1; then
        "Install it (Debian: apt-get install time) and rerun." >&2
   exit 1
 fi
-if [ -z "${EDDY:-}" ]; then
-  echo "bench_memory: EDDY not set; building release eddy" >&2
-  (cd "$ROOT" && swift build -c release --product eddy >&2)
-  EDDY="$(cd "$ROOT" && swift build -c release --show-bin-path)/eddy"
-fi
-[ -x "$EDDY" ] || { echo "bench_memory: $EDDY is not an executable" >&2; exit 1; }
+source "$HERE/lib.sh"
+use_eddy bench_memory
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT

@@ -12,10 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 json=""
 if [ "${1:-}" = "--json" ]; then json="$2"; fi
-if [ -z "${EDDY:-}" ]; then
-  swift build -c release --product eddy >/dev/null
-  EDDY="$(swift build -c release --show-bin-path)/eddy"
-fi
+source Scripts/lib.sh
+use_eddy bench_sweep
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 widths="64,128,256,512,1024,1536,2048"

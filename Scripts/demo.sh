@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 out=${1:-out}
 mkdir -p "$out"
-swift build -c release --product eddy 2>&1 | tail -n 1
-eddy="$(swift build -c release --show-bin-path)/eddy"
+source Scripts/lib.sh
+use_eddy demo
+eddy=$EDDY
 data=Scripts/data/nyc-airports-2013-hourly.csv
 shape=(--data "$data" --episode-column origin --time-column time_hour
        --columns temp,dewp,humid,wind_speed,wind_dir,pressure,visib --angles wind_dir --calendar hour,doy --fill-gaps 3)

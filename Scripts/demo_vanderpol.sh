@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 out=${1:-out}
 mkdir -p "$out"
-swift build -c release --product eddy 2>&1 | tail -n 1
-eddy="$(swift build -c release --show-bin-path)/eddy"
+source Scripts/lib.sh
+use_eddy demo
+eddy=$EDDY
 "$eddy" generate vanderpol --trajectories 100 --steps 200 --seed 0 --out "$out/vdp-train.csv"
 "$eddy" generate vanderpol --trajectories 20 --steps 201 --seed 1 --initial-range=-2,2 --out "$out/vdp-test.csv"
 for form in recurrent koopman; do

@@ -38,12 +38,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "${EDDY:-}" ]; then
-  echo "experiments: EDDY not set; building release eddy" >&2
-  (cd "$ROOT" && swift build -c release --product eddy >&2)
-  EDDY="$(cd "$ROOT" && swift build -c release --show-bin-path)/eddy"
-fi
-[ -x "$EDDY" ] || { echo "experiments: $EDDY is not an executable" >&2; exit 1; }
+source "$HERE/lib.sh"
+use_eddy experiments
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
