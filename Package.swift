@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .executable(name: "eddy", targets: ["EddyCLI"]),
         .library(name: "Eddy", targets: ["Eddy"]),
+        .library(name: "EddyOpenCL", targets: ["EddyOpenCL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -14,6 +15,8 @@ let package = Package(
         // MARK: C libraries, wrapped once, thinly (module.modulemap + shim.h each)
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "COpenCL", pkgConfig: "OpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CCLBlast", pkgConfig: "clblast", providers: [.apt(["libclblast-dev"])]),
 
         // MARK: The library: data → embed → sample → lift → accumulate → solve → model → forecast
         .target(
@@ -22,15 +25,25 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
 
+        // MARK: The OpenCL backend (lift kernels + CLBlast); Kernels/*.cl are embedded at build time
+        .target(
+            name: "EddyOpenCL",
+            dependencies: ["Eddy", "COpenCL", "CCLBlast", "CBLAS"],
+            plugins: ["EmbedKernels"]
+        ),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
+        .executableTarget(name: "KernelEmbedder", path: "Plugins/KernelEmbedder"),
+
         // MARK: The command-line tool (thin: parse, call the library, print)
         .executableTarget(
             name: "EddyCLI",
-            dependencies: ["Eddy", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Eddy", "EddyOpenCL", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // MARK: Tests
         .testTarget(name: "EddyTests", dependencies: ["Eddy"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Eddy"]),
+        .testTarget(name: "EddyOpenCLTests", dependencies: ["Eddy", "EddyOpenCL"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,25 +1,67 @@
 import ArgumentParser
 import Eddy
+import EddyOpenCL
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the compute backends this eddy can use and which one --backend auto takes."
+        abstract: "List the compute backends and OpenCL devices this eddy can use, and which one --backend auto takes.",
+        discussion: """
+        auto takes an OpenCL GPU only after a self-test (a small lift, SYRK and GEMM compared with OpenBLAS) passes on it, otherwise the CPU; PoCL and other CPU OpenCL devices are used only with --backend opencl or --device. When no GPU is listed, the likely reason and its fix are printed (a missing ICD file is the usual one in containers; OCL_ICD_VENDORS points the loader at a folder of them).
+        """
     )
 
+    @Option(help: "Precision auto would run in: double or mixed (a GPU without FP64 qualifies only for mixed).") var precision = "double"
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let backend = CPUBackend()
-        let (_, reason) = Backends.make(.auto)
-        if json {
-            print(JSON.object([
-                "backends": .array([.object(["name": .string(backend.name), "details": .string(backend.details), "available": .bool(true)])]),
-                "auto": .string(reason),
-            ]).text)
-        } else {
+        try reportingErrors {
+            let p: Precision = try parseChoice(precision, "--precision")
+            let cpu = CPUBackend()
+            let survey = DeviceSurvey.take()
+            let candidate = BackendSelection.autoCandidate(survey.devices, precision: p)
+            // What auto really does, self-test included (only where there is a GPU to test).
+            let (_, reason) = try BackendSelection.make(.auto, precision: p)
+            if json {
+                print(JSON.object([
+                    "backends": .array([
+                        .object(["name": .string("cpu"), "details": .string(cpu.details), "available": .bool(true)]),
+                        .object(["name": .string("opencl"), "available": .bool(!survey.devices.isEmpty)]),
+                    ]),
+                    "devices": .array(survey.devices.map { d in
+                        .object([
+                            "index": .int(d.index), "name": .string(d.name), "vendor": .string(d.vendor), "type": .string(d.kind.rawValue),
+                            "platform": .string(d.platform), "platform_vendor": .string(d.platformVendor), "driver": .string(d.driver),
+                            "version": .string(d.version), "memory_bytes": .int(d.memoryBytes), "max_allocation_bytes": .int(d.maxAllocationBytes),
+                            "compute_units": .int(d.computeUnits), "fp64": .bool(d.fp64), "pocl": .bool(d.isPoCL),
+                        ])
+                    }),
+                    "icd": .object(["source": .string(survey.icdSource), "files": .array(survey.icdFiles.map { .string($0) })]),
+                    "error": survey.error.map { .string($0) } ?? .null,
+                    "auto_candidate": candidate.map { .int($0.index) } ?? .null,
+                    "auto": .string(reason),
+                    "advice": .array(survey.advice.map { .string($0) }),
+                ]).text)
+                return
+            }
             print("backends:")
-            print("  cpu     \(backend.details)")
+            print("  cpu      \(cpu.details)")
+            if let error = survey.error { print("  opencl   not usable: \(error)") }
+            print("OpenCL drivers registered in \(survey.icdSource): \(survey.icdFiles.isEmpty ? "none" : survey.icdFiles.joined(separator: ", "))")
+            if survey.devices.isEmpty {
+                print("OpenCL devices: none")
+            } else {
+                print("OpenCL devices:")
+                for d in survey.devices {
+                    let gib = Format.fixed(Double(d.memoryBytes) / Double(1 << 30), 1)
+                    print("  \(d.index)  \(d.name) [\(d.kind.rawValue)\(d.isPoCL ? ", PoCL" : "")]  \(d.platform), driver \(d.driver), \(d.version)")
+                    print("     \(gib) GiB, \(d.computeUnits) compute units, FP64 \(d.fp64 ? "yes" : "no")\(d.index == candidate?.index ? "  ← auto's candidate" : "")")
+                }
+            }
             print("auto → \(reason)")
+            if !survey.advice.isEmpty {
+                print("no GPU found; likely reason\(survey.advice.count > 1 ? "s" : ""):")
+                for a in survey.advice { print("  - " + a.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n    ")) }
+            }
         }
     }
 }

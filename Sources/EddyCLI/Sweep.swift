@@ -33,7 +33,9 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(help: "How each width's ridges are solved: auto, eigh or cholesky.") var sweepSolver = "auto"
     @Option(help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
-    @Option(help: "Compute backend for the pass: auto or cpu (solves run on the CPU in double).") var backend = "auto"
+    @Option(help: "Compute backend for the pass: auto, cpu or opencl (solves run on the CPU in double).") var backend = "auto"
+    @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
+    @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision = "double"
     @Option(help: "Write the best model here.") var out: String?
     @Option(help: "Write every candidate as CSV here.") var csv: String?
     @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
@@ -79,7 +81,7 @@ struct SweepCommand: ParsableCommand {
             config.dt = dt
             config.solver = try parseChoice(sweepSolver, "--sweep-solver")
             config.sampleWidth = sampleWidth
-            let (device, reason) = Backends.make(try parseChoice(backend, "--backend"))
+            let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
             let progress = TerminalProgress()
             let result = try Sweep(config: config, backend: device, progress: progress.handler()).run()

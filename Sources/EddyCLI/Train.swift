@@ -24,7 +24,9 @@ struct Train: ParsableCommand {
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
-    @Option(help: "Compute backend: auto or cpu.") var backend: String = "auto"
+    @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.") var backend: String = "auto"
+    @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
+    @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision: String = "double"
     @Option(help: "Where to write the model (safetensors with JSON metadata).") var out: String
     @Flag(help: "Print a JSON report on stdout.") var json = false
 
@@ -45,8 +47,7 @@ struct Train: ParsableCommand {
             config.chunkRows = chunkRows
             config.swimPool = swimPool
             if width <= 0 && width != 0 { throw EddyError("--width must be positive (or 0 for a linear model), got \(width)") }
-            let choice: BackendChoice = try parseChoice(backend, "--backend")
-            let (device, reason) = Backends.make(choice)
+            let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
             let progress = TerminalProgress()
             var clock = Stopwatch()

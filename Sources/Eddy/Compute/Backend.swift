@@ -69,16 +69,31 @@ public protocol Backend: AnyObject {
     func endPass() throws -> GramSums
 }
 
+extension WindowChunk {
+    /// A chunk built directly, for backends, self-tests and benchmarks outside this module: row `i` is a pair
+    /// source exactly when `linked[i]` (its successor is row `i + 1`).
+    public init(windows: [Double], inputs: [Double], linked: [Bool]) {
+        self.init()
+        count = linked.count
+        self.windows = windows
+        self.inputs = inputs
+        self.linked = linked
+    }
+}
+
+/// `opencl` is resolved by `EddyOpenCL.BackendSelection`, which sees both this library and OpenCL.
 public enum BackendChoice: String, CaseIterable, Sendable {
-    case auto, cpu
+    case auto, cpu, opencl
 }
 
 public enum Backends {
-    /// Resolves a choice into a backend and the one-line reason for it.
+    /// Resolves a choice into a backend and the one-line reason for it, with the CPU only (a program that links
+    /// EddyOpenCL uses `BackendSelection.make` instead).
     public static func make(_ choice: BackendChoice) -> (backend: Backend, reason: String) {
         switch choice {
         case .cpu: return (CPUBackend(), "cpu: chosen with --backend cpu")
-        case .auto: return (CPUBackend(), "cpu: no GPU backend is built into this eddy yet")
+        case .auto: return (CPUBackend(), "cpu: no GPU backend is linked into this program")
+        case .opencl: return (CPUBackend(), "cpu: no OpenCL backend is linked into this program (EddyOpenCL's BackendSelection provides it)")
         }
     }
 }

@@ -2,7 +2,7 @@
 /// and `dgemm`, all in double precision.
 public final class CPUBackend: Backend {
     public let name = "cpu"
-    public var details: String { "OpenBLAS \(BLAS.configuration), \(BLAS.threads) threads, double precision" }
+    public var details: String { "\(BLAS.configuration), \(BLAS.threads) threads, double precision" }
 
     private var layer: HiddenLayer?
     private var sums: GramSums?

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Eddy
+import EddyOpenCL
+
+/// `--backend`, `--device` and `--precision`, resolved once into a backend and the one line that says why
+/// (the choice itself lives in `EddyOpenCL.BackendSelection`, which sees both the CPU and OpenCL).
+func selectBackend(_ backend: String, device: String?, precision: String, chunkRows: Int) throws -> (backend: Backend, reason: String) {
+    let choice: BackendChoice = try parseChoice(backend, "--backend")
+    let p: Precision = try parseChoice(precision, "--precision")
+    return try BackendSelection.make(choice, device: device, precision: p, rows: chunkRows)
+}
+
+/// The backend options of commands that only run on a device (`eddy bench`, `eddy tune`).
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.")
+    var backend: String = "auto"
+
+    @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them (PoCL only when named or with --backend opencl).")
+    var device: String?
+}

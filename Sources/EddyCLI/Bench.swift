@@ -1,0 +1,61 @@
+import ArgumentParser
+import Eddy
+import EddyOpenCL
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time lift, Gram, right-hand sides and solve of one training pass on synthetic data.",
+        discussion: """
+        Random windows of --inputs values (the lifted window z, as torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed once synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); total = accumulate + solve. Gram TFLOP/s count N·D² with D = 1 + inputs + width + controls.
+        Example (an H100, beside ../shared/gpu/torch_edmd.py): eddy bench --backend opencl --rows 1048576 --inputs 32 --width 4096 --json
+        """
+    )
+
+    @OptionGroup var target: DeviceOptions
+    @Option(help: "Precisions to time on OpenCL, comma-separated: double, mixed (the CPU runs double only).") var precision = "double,mixed"
+    @Option(help: "Forms to time, comma-separated: koopman, recurrent.") var form = "koopman,recurrent"
+    @Option(help: "Rows (pairs) in the pass, rounded up to whole chunks.") var rows = 65536
+    @Option(help: "Size of the lifted window z (n·k).") var inputs = 32
+    @Option(help: "Neurons M.") var width = 1024
+    @Option(help: "Control inputs u appended to the dictionary.") var controls = 0
+    @Option(help: "Rows per chunk (a multiple of 128 on OpenCL).") var chunkRows = 16384
+    @Flag(help: "Print JSON: {\"device\", \"results\": [one object per form and precision]}.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let forms: [Form] = try splitList(form).map { try parseChoice($0, "--form") }
+            let precisions: [Precision] = try splitList(precision).map { try parseChoice($0, "--precision") }
+            if rows < 2 || inputs < 1 || width < 0 || controls < 0 || chunkRows < 2 {
+                throw EddyError("bench: --rows ≥ 2, --inputs ≥ 1, --width ≥ 0, --controls ≥ 0 and --chunk-rows ≥ 2 are needed")
+            }
+            let (backend, reason) = try selectBackend(target.backend, device: target.device, precision: precisions.first?.rawValue ?? "double", chunkRows: chunkRows)
+            if !json { printError("backend \(reason)") }
+            let device = BackendSelection.device(of: backend)
+            let shape = Benchmark.Shape(rows: rows, inputs: inputs, width: width, controls: controls, chunkRows: chunkRows)
+            var results: [Benchmark.Result] = []
+            for f in forms {
+                for p in device == nil ? [Precision.double] : precisions where p == .mixed || device?.fp64 != false {
+                    results.append(try Benchmark.run(shape, form: f, precision: p, device: device))
+                }
+            }
+            if json {
+                print(JSON.object([
+                    "device": .string(device?.name ?? "CPU (OpenBLAS)"), "driver": device.map { .string($0.driver) } ?? .null,
+                    "backend": .string(reason), "inputs": .int(inputs), "width": .int(width), "controls": .int(controls),
+                    "chunk_rows": .int(chunkRows), "results": .array(results.map(\.json)),
+                ]).text)
+                return
+            }
+            print("\(device?.description ?? "CPU (OpenBLAS)"); rows \(results.first?.rows ?? rows), inputs \(inputs), width \(width), controls \(controls), chunks of \(chunkRows)")
+            print("form       precision  lift s    gram s    rhs s     sum s     accumulate s  solve s   Gram TFLOP/s")
+            for r in results {
+                let cells = [r.phases["lift"], r.phases["gram"], r.phases["rhs"], r.phases["sum"]].map { $0.map { Format.fixed($0, 4) } ?? "-" }
+                print(pad(r.form.rawValue, 11) + pad(r.precision, 11) + cells.map { pad($0, 10) }.joined()
+                      + pad(Format.fixed(r.accumulate, 4), 14) + pad(Format.fixed(r.solve, 4), 10) + Format.fixed(r.gramTFLOPs, 3))
+            }
+            for r in results where r.solveRidge != 1e-8 {
+                print("\(r.form.rawValue) \(r.precision): G + λI was not positive definite at α = 1e-8; the solve used α = \(Format.general(r.solveRidge))")
+            }
+        }
+    }
+}

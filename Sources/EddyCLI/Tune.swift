@@ -1,0 +1,79 @@
+import ArgumentParser
+import Eddy
+import EddyOpenCL
+
+struct Tune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tune CLBlast's GEMM/SYRK kernel (Xgemm) for an OpenCL device and cache the result for later runs.",
+        discussion: """
+        CLBlast 1.5.3 has no tuned parameters for newer GPUs (H100, H200) and runs generic defaults there. eddy tune times CLBlast's defaults and a sample of Xgemm parameter sets on a SYRK plus a GEMM of --size, checks each against OpenBLAS, and keeps the best if it is at least 3% faster, in a cache file per device and driver under $XDG_CACHE_HOME/eddy (~/.cache/eddy). Every later eddy run on that device applies it (CLBlastOverrideParameters); eddy devices and train's backend line say so.
+        --set stores parameters found elsewhere, e.g. by CLBlast's own tuner (clblast_tuner_xgemm in Debian's clblast-utils):
+          eddy tune --device 0 --set "Xgemm single GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=16 MDIMC=16 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 STRM=0 STRN=0 VWM=4 VWN=4"
+        """
+    )
+
+    @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them (default: auto's GPU).") var device: String?
+    @Option(help: "Precisions to tune, comma-separated: single, double.") var precision = "single,double"
+    @Option(help: "Matrix size n of the timed SYRK and GEMM (n × n × n).") var size = 2048
+    @Option(help: "Parameter sets to try besides CLBlast's defaults.") var trials = 12
+    @Option(help: "Store this line in the cache instead of searching: KERNEL single|double NAME=VALUE …") var set: String?
+    @Flag(help: "Print the cached parameters for the device.") var show = false
+    @Flag(help: "Delete the device's cache file.") var clear = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let devices = try OpenCLDevices.all()
+            let chosen: OpenCLDevice?
+            if let q = device { chosen = devices.first { $0.matches(q) } } else { chosen = BackendSelection.autoCandidate(devices, precision: .mixed) }
+            guard let d = chosen else {
+                throw EddyError(device.map { "--device \($0): no such OpenCL device" } ?? "no OpenCL GPU to tune (name one with --device; eddy devices lists them)")
+            }
+            let file = TuningCache.path(for: d)
+            if clear {
+                print(TuningCache.clear(for: d) ? "removed \(file)" : "no cache file \(file)")
+                return
+            }
+            if let set {
+                guard let entry = KernelParameters(line: set) else { throw EddyError("--set: expected 'KERNEL single|double NAME=VALUE …', got '\(set)'") }
+                try TuningCache.save([entry], for: d)
+                print("wrote \(file)")
+                return
+            }
+            if show {
+                let entries = TuningCache.load(for: d)
+                if json {
+                    print(JSON.object(["device": .string(d.name), "file": .string(file), "entries": .array(entries.map { .string($0.line) })]).text)
+                } else {
+                    print(entries.isEmpty ? "no tuned parameters for \(d.name) (\(file))" : "\(file):\n" + entries.map { "  " + $0.line }.joined(separator: "\n"))
+                }
+                return
+            }
+            var found: [KernelParameters] = []
+            var reports: [JSON] = []
+            for p in splitList(precision) {
+                guard p == "single" || p == "double" else { throw EddyError("--precision: unknown value '\(p)'; expected single, double") }
+                if p == "double" && !d.fp64 { printError("eddy: \(d.name) has no FP64; skipping double"); continue }
+                if !json { printError("tuning Xgemm \(p) on \(d.name): CLBlast defaults and \(trials) parameter sets, n = \(size)") }
+                let r = try Tuner.run(device: d, single: p == "single", size: size, trials: trials) { line in
+                    if !json { printError("  " + line) }
+                }
+                if let best = r.best { found.append(best) }
+                reports.append(.object([
+                    "precision": .string(p), "size": .int(r.size), "default_gflops": .number(r.defaultRate), "best_gflops": .number(r.bestRate),
+                    "best": r.best.map { .string($0.line) } ?? .null, "tried": .int(r.trials.count - 1),
+                    "failed": .int(r.trials.filter { $0.error != nil }.count),
+                ]))
+                if !json {
+                    print("\(p): defaults \(Format.fixed(r.defaultRate, 1)) GFLOP/s; " + (r.best.map { "best \(Format.fixed(r.bestRate, 1)) GFLOP/s with \($0.line)" } ?? "no set beat them by 3%"))
+                }
+            }
+            if !found.isEmpty { try TuningCache.save(found, for: d) }
+            if json {
+                print(JSON.object(["device": .string(d.name), "driver": .string(d.driver), "file": found.isEmpty ? .null : .string(file), "results": .array(reports)]).text)
+            } else {
+                print(found.isEmpty ? "nothing to cache" : "wrote \(file)")
+            }
+        }
+    }
+}
