@@ -98,10 +98,10 @@ struct SweepCommand: ParsableCommand {
             print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps")
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
             print("")
-            print("rank  form       width  ridge     delays  sampler  seed  score (std MSE)  VPT steps  condition")
+            print("rank  form       width  ridge     delays  sampler  seed  score (std MSE)  " + (lyapunov == nil ? "VPT steps  " : "VPT (Λt)   ") + "condition")
             for (i, c) in result.candidates.prefix(top).enumerated() {
                 print(pad("\(i + 1)", 6) + pad(c.form.rawValue, 11) + pad("\(c.width)", 7) + pad(Format.scientific(c.ridge, 0), 10) + pad("\(c.delays)", 8)
-                      + pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17) + pad(Format.general(c.validPredictionSteps), 11)
+                      + pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17) + pad(Format.general(c.validPredictionLyapunov ?? c.validPredictionSteps), 11)
                       + Format.scientific(c.condition, 1))
             }
             if let out { print("wrote the best model to \(out)") }
