@@ -138,4 +138,24 @@ struct BadInputTests {
         let ok = try eddy(train("ok.csv", ["--angles", "dir", "--episode-column", "station", "--calendar", "hour"]))
         #expect(ok.status == 0, "\(ok.stderr)")
     }
+
+    /// ISSUE 6, bad input to `eddy control`: a model without inputs, a reference of the wrong dimension, an
+    /// infeasible bound; and a working run that writes its outputs.
+    @Test func badControl() throws {
+        let dir = try scratch()
+        #expect(try eddy(["generate", "pendulum", "--trajectories", "60", "--steps", "40", "--out", dir + "/p.csv"]).status == 0)
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "5", "--steps", "40", "--out", dir + "/v.csv"]).status == 0)
+        #expect(try eddy(["train", "--data", dir + "/p.csv", "--inputs", "u", "--width", "40", "--form", "koopman", "--ridge", "1e-8", "--out", dir + "/p.st"]).status == 0)
+        #expect(try eddy(["train", "--data", dir + "/v.csv", "--width", "10", "--form", "koopman", "--out", dir + "/v.st"]).status == 0)
+        let outputs = ["--out", dir + "/c.csv", "--plot", dir + "/c.svg"]
+        func control(_ model: String, _ extra: [String]) -> [String] {
+            ["control", "--model", dir + "/" + model, "--system", "pendulum", "--steps", "50"] + extra + outputs
+        }
+        try expectFailure(control("v.st", ["--reference", "setpoint:3.14159,0"]), in: dir, mentions: ["v.st", "input"])
+        try expectFailure(control("p.st", ["--reference", "setpoint:3.14159"]), in: dir, mentions: ["reference", "2"])
+        try expectFailure(control("p.st", ["--reference", "setpoint:3.14159,0", "--umin", "2", "--umax", "1"]), in: dir, mentions: ["--umin", "--umax"])
+        let ok = try eddy(control("p.st", ["--reference", "setpoint:3.14159,0", "--initial", "2.8,0", "--umin=-2", "--umax", "2", "--json"]))
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try listing(dir).contains("c.svg") && listing(dir).contains("c.csv"))
+    }
 }

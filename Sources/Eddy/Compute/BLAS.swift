@@ -95,3 +95,70 @@ enum LAPACK {
         return (wr, wi, info)
     }
 }
+
+// MARK: - Added for control (Control/): a general solve and the ordered real Schur form.
+
+extension LAPACK {
+    /// Solves `A X = B` by LU with partial pivoting (`dgesv`): `a` is n×n (overwritten by its factors), `b` n×columns
+    /// (overwritten by X). Returns LAPACK's info (> 0: `A` is exactly singular).
+    static func gesv(_ a: inout [Double], n: Int, _ b: inout [Double], columns: Int) -> Int32 {
+        guard n > 0, columns > 0 else { return 0 }
+        var pivots = [Int32](repeating: 0, count: n)
+        return a.withUnsafeMutableBufferPointer { ap in
+            b.withUnsafeMutableBufferPointer { bp in
+                pivots.withUnsafeMutableBufferPointer { pp in
+                    LAPACKE_dgesv(LAPACK_ROW_MAJOR, Int32(n), Int32(columns), ap.baseAddress, Int32(n), pp.baseAddress,
+                                  bp.baseAddress, Int32(columns))
+                }
+            }
+        }
+    }
+
+    /// Real Schur form `A = Z T Zᵀ` (`dgees`, unordered): `a` becomes the quasi-triangular `T` (1×1 and 2×2 blocks
+    /// for real eigenvalues and complex pairs); returns the orthogonal `Z` (row-major) and the eigenvalues.
+    static func gees(_ a: inout [Double], n: Int) -> (vectors: [Double], real: [Double], imaginary: [Double], info: Int32) {
+        var z = [Double](repeating: 0, count: n * n)
+        var wr = [Double](repeating: 0, count: n), wi = [Double](repeating: 0, count: n)
+        var sdim: Int32 = 0
+        let info = a.withUnsafeMutableBufferPointer { ap in
+            z.withUnsafeMutableBufferPointer { zp in
+                wr.withUnsafeMutableBufferPointer { r in
+                    wi.withUnsafeMutableBufferPointer { i in
+                        LAPACKE_dgees(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "N")), nil, Int32(n),
+                                      ap.baseAddress, Int32(n), &sdim, r.baseAddress, i.baseAddress, zp.baseAddress, Int32(n))
+                    }
+                }
+            }
+        }
+        return (z, wr, wi, info)
+    }
+
+    /// Reorders a real Schur factorisation (`dtrsen`, no condition estimates) so that the selected eigenvalues lead:
+    /// afterwards the first `kept` columns of `z` span the invariant subspace of those eigenvalues. A complex pair is
+    /// selected when either of its two entries is. Returns `kept` and LAPACK's info.
+    static func trsen(select: [Bool], _ t: inout [Double], _ z: inout [Double], n: Int) -> (kept: Int, info: Int32) {
+        let flags = select.map { Int32($0 ? 1 : 0) }
+        var wr = [Double](repeating: 0, count: n), wi = [Double](repeating: 0, count: n)
+        // The `_work` entry point with our own workspace: LAPACKE_dtrsen allocates none for job 'N', though
+        // dtrsen needs LWORK ≥ N there.
+        var work = [Double](repeating: 0, count: max(1, n))
+        var iwork: [Int32] = [0]
+        var m: Int32 = 0, s = 0.0, sep = 0.0
+        let info = t.withUnsafeMutableBufferPointer { tp in
+            z.withUnsafeMutableBufferPointer { zp in
+                wr.withUnsafeMutableBufferPointer { r in
+                    wi.withUnsafeMutableBufferPointer { i in
+                        work.withUnsafeMutableBufferPointer { w in
+                            iwork.withUnsafeMutableBufferPointer { iw in
+                                LAPACKE_dtrsen_work(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "V")), flags, Int32(n),
+                                                    tp.baseAddress, Int32(n), zp.baseAddress, Int32(n), r.baseAddress, i.baseAddress,
+                                                    &m, &s, &sep, w.baseAddress, Int32(max(1, n)), iw.baseAddress, 1)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (Int(m), info)
+    }
+}
