@@ -41,9 +41,10 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "EddyTests", dependencies: ["Eddy"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Eddy"]),
-        .testTarget(name: "EddyOpenCLTests", dependencies: ["Eddy", "EddyOpenCL"]),
+        .target(name: "EddyTestSupport", dependencies: ["Eddy"], path: "Tests/EddyTestSupport"),
+        .testTarget(name: "EddyTests", dependencies: ["Eddy", "EddyTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Eddy", "EddyTestSupport"]),
+        .testTarget(name: "EddyOpenCLTests", dependencies: ["Eddy", "EddyOpenCL", "EddyTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

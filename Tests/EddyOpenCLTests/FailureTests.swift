@@ -1,3 +1,4 @@
+import EddyTestSupport
 import Foundation
 import Testing
 @testable import Eddy

@@ -1,16 +1,6 @@
+import EddyTestSupport
 import Foundation
 @testable import Eddy
-
-/// A fresh scratch directory.
-func scratch(_ tag: String = "eddy") throws -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url.path
-}
-
-func writeText(_ text: String, _ path: String) throws {
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
-}
 
 /// Reads a whole dataset through the streaming reader.
 func readAll(_ spec: DataSpec) throws -> [RowBlock] {
@@ -19,13 +9,6 @@ func readAll(_ spec: DataSpec) throws -> [RowBlock] {
     while let b = try r.next() { out.append(b) }
     return out
 }
-
-func maxAbsDiff(_ a: [Double], _ b: [Double]) -> Double {
-    precondition(a.count == b.count)
-    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
-}
-
-func maxAbs(_ a: [Double]) -> Double { a.map(abs).max() ?? 0 }
 
 /// A small CSV of several noisy-free trajectories of a linear rotation (known dynamics), with an episode column.
 func rotationCSV(_ path: String, episodes: Int = 3, steps: Int = 60, withInput: Bool = false) throws {

@@ -1,3 +1,4 @@
+import EddyTestSupport
 import Foundation
 import Testing
 @testable import Eddy
@@ -11,15 +12,6 @@ func referenceRow(_ z: [Double], _ u: [Double], _ layer: HiddenLayer) -> [Double
         row.append(layer.activation == .tanh ? tanh(a) : max(0, a))
     }
     return row + u
-}
-
-func chunks(_ blocks: [RowBlock], norm: Normalisation, delays: Int, chunkRows: Int) -> [WindowChunk] {
-    var b = WindowBuilder(normalisation: norm, delays: delays, chunkRows: chunkRows)
-    var out: [WindowChunk] = []
-    for block in blocks { b.add(block); while let c = b.take() { out.append(c) } }
-    b.finish()
-    while let c = b.take() { out.append(c) }
-    return out
 }
 
 @Suite("Accumulation, solving, sampling")

@@ -1,53 +1,6 @@
+import EddyTestSupport
 import Foundation
 import Testing
-
-/// The package root, found from this file's path.
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
-/// The `eddy` binary built by `swift build` (Scripts/test.sh builds it before running the tests).
-let eddyBinary: String = {
-    for config in ["debug", "release"] {
-        let p = packageRoot + "/.build/\(config)/eddy"
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return packageRoot + "/.build/debug/eddy"
-}()
-
-struct Run {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-@discardableResult
-func run(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    // Read before waiting so a full pipe cannot block the child.
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
-func eddy(_ arguments: [String]) throws -> Run {
-    guard FileManager.default.isExecutableFile(atPath: eddyBinary) else {
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "build eddy first: swift build --product eddy"])
-    }
-    return try run(eddyBinary, arguments)
-}
-
-func scratch() throws -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-e2e-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url.path
-}
 
 func write(_ text: String, _ path: String) throws { try text.write(toFile: path, atomically: true, encoding: .utf8) }
 
@@ -109,7 +62,7 @@ struct CLITests {
         let rows = try String(contentsOfFile: dir + "/train.csv", encoding: .utf8).split(separator: "\n").suffix(3)
         try write(rows.map { $0.split(separator: ",")[2...].joined(separator: ",") }.joined(separator: "\n") + "\n", dir + "/last_rows.csv")
         try write(snippet, dir + "/snippet.py")
-        let py = try run("/usr/bin/env", ["python3", "snippet.py"], in: dir)
+        let py = try runProcess("/usr/bin/env", ["python3", "snippet.py"], in: dir)
         #expect(py.status == 0, "\(py.stderr)")
         let numpy = py.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
         let f = try eddy(["forecast", "--model", dir + "/model.safetensors", "--data", dir + "/train.csv", "--episode-column", "episode",
