@@ -148,7 +148,7 @@ for r in vdp:
         print(f"| {r['ridge']:.0e} | {c['real']:.10f}{c['imaginary']:+.2e}i | {c['distance']:.2e} | "
               f"{t['modulus']:.8f} | {t['frequency']:.4f} | {s['outside_unit_circle']}/{s['count']} |")
 
-print("\n### Lorenz-63 (1×20001 train, 100 test trajectories × 1000-step forecasts, λ_max 0.906, threshold 0.5)\n")
+print("\n### Lorenz-63 (1×20001 train, 100 test trajectories × 3000-step forecasts, λ_max 0.906, threshold 0.5)\n")
 print("| width | ridge | seed | median VPT (Lyapunov times) | median VPT (steps) | censored | MSE | train s |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in l63:
