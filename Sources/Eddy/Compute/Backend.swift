@@ -85,15 +85,3 @@ extension WindowChunk {
 public enum BackendChoice: String, CaseIterable, Sendable {
     case auto, cpu, opencl
 }
-
-public enum Backends {
-    /// Resolves a choice into a backend and the one-line reason for it, with the CPU only (a program that links
-    /// EddyOpenCL uses `BackendSelection.make` instead).
-    public static func make(_ choice: BackendChoice) -> (backend: Backend, reason: String) {
-        switch choice {
-        case .cpu: return (CPUBackend(), "cpu: chosen with --backend cpu")
-        case .auto: return (CPUBackend(), "cpu: no GPU backend is linked into this program")
-        case .opencl: return (CPUBackend(), "cpu: no OpenCL backend is linked into this program (EddyOpenCL's BackendSelection provides it)")
-        }
-    }
-}
