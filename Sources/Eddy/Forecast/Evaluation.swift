@@ -210,8 +210,9 @@ extension Evaluator {
         return out
     }
 
-    /// Mean squared error per variable at each step (1-based), over the cases that have truth there and a finite forecast
-    /// from every method compared (so all methods are scored on the same origins).
+    /// Mean squared error per variable at each step (1-based), over the cases that have truth there and a forecast from
+    /// every baseline (so all methods are scored on the same origins). The first method (the model) is never excused:
+    /// a non-finite forecast of it makes its MSE infinite rather than dropping the origin.
     public static func compare(model: Model, cases: [ForecastCase], horizon: Int, steps: [Int], methods: [(String, [Double])]) -> Comparison {
         let n = model.layout.variables
         var table: [(String, [[Double]])] = methods.map { ($0.0, []) }
@@ -221,13 +222,13 @@ extension Evaluator {
             var sums = [[Double]](repeating: [Double](repeating: 0, count: n), count: methods.count)
             var count = 0
             for (c, fc) in cases.enumerated() where fc.truth.count >= (h + 1) * n {
-                let usable = methods.allSatisfy { m in (0..<n).allSatisfy { m.1[(c * horizon + h) * n + $0].isFinite } }
+                let usable = methods.dropFirst().allSatisfy { m in (0..<n).allSatisfy { m.1[(c * horizon + h) * n + $0].isFinite } }
                 guard usable else { continue }
                 count += 1
                 for (k, m) in methods.enumerated() {
                     for i in 0..<n {
                         let e = m.1[(c * horizon + h) * n + i] - fc.truth[h * n + i]
-                        sums[k][i] += e * e
+                        sums[k][i] += e.isFinite ? e * e : .infinity
                     }
                 }
             }

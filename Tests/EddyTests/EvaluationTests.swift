@@ -1,0 +1,34 @@
+import EddyTestSupport
+import Foundation
+import Testing
+@testable import Eddy
+
+@Suite("Comparisons with baselines")
+struct EvaluationTests {
+    /// A model's non-finite forecast is never excused: its MSE becomes infinite instead of the origin being dropped,
+    /// while origins a baseline cannot forecast are left out for every method alike.
+    @Test func divergedModelForecastsCountAgainstTheModel() throws {
+        let dir = try scratch()
+        try rotationCSV(dir + "/r.csv", episodes: 1, steps: 30)
+        var config = TrainingConfig(data: DataSpec(path: dir + "/r.csv", episodeColumn: "episode"))
+        config.width = 3
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        let (_, segments) = try DataSource.loadSegments(DataSpec(path: dir + "/r.csv", episodeColumn: "episode"))
+        let cases = try Forecaster.cases(model: model, segments: segments, origins: .rows([5, 10, 15]), horizon: 2, path: "r")
+        var forecasts = Forecaster.run(model: model, cases: cases, horizon: 2)
+        let persistence = try Evaluator.baseline(.persistence, model: model, segments: segments, cases: cases, horizon: 2)
+        let clean = Evaluator.compare(model: model, cases: cases, horizon: 2, steps: [1], methods: [("eddy", forecasts), ("persistence", persistence)])
+        #expect(clean.origins == 3 && clean.mse[0].values[0].allSatisfy(\.isFinite))
+        forecasts[0] = .nan   // case 0, step 1, first variable
+        let bad = Evaluator.compare(model: model, cases: cases, horizon: 2, steps: [1], methods: [("eddy", forecasts), ("persistence", persistence)])
+        #expect(bad.origins == 3)
+        #expect(bad.mse[0].values[0][0] == .infinity)
+        #expect(bad.mse[1].values[0] == clean.mse[1].values[0])
+        // A baseline without a forecast at an origin removes that origin for everyone.
+        var partial = persistence
+        partial[0] = .nan
+        let fewer = Evaluator.compare(model: model, cases: cases, horizon: 2, steps: [1], methods: [("eddy", forecasts), ("persistence", partial)])
+        #expect(fewer.origins == 2 && fewer.mse[0].values[0].allSatisfy(\.isFinite))
+        #expect(Evaluator.diverged(model: model, forecasts: forecasts, cases: 3, horizon: 2).map(\.case) == [0])
+    }
+}
