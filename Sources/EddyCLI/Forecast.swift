@@ -72,11 +72,20 @@ struct Forecast: ParsableCommand {
             } else {
                 let withOrigin = options.origins != nil && options.origins != "last"
                 let flagColumn = !diverged.isEmpty
-                var text = ([spec.episodeColumn ?? "episode"] + (withOrigin ? ["origin_row"] : []) + ["step"] + model.metadata.variables
+                // With a named time column (--time-column), each row also says when it is valid (a date when the data's
+                // times are dates).
+                let timed = model.metadata.shaping?.timeColumn != nil && cases.allSatisfy { $0.time != nil }
+                let dates = model.metadata.shaping?.timesAreDates == true
+                var text = ([spec.episodeColumn ?? "episode"] + (withOrigin ? ["origin_row"] : []) + ["step"] + (timed ? ["time"] : [])
+                            + model.metadata.variables
                             + (flagColumn ? ["flag"] : [])).joined(separator: ",") + "\n"
                 for (c, fc) in cases.enumerated() {
                     for s in 0..<h {
                         var row = [csvField(fc.episode)] + (withOrigin ? ["\(fc.origin)"] : []) + ["\(s + 1)"]
+                        if timed, let t0 = fc.time {
+                            let t = t0 + Double(s + 1) * model.metadata.dt
+                            row.append(dates ? TimeParser.iso(t) : "\(t)")
+                        }
                         for i in 0..<n { let v = values[(c * h + s) * n + i]; row.append(v.isFinite ? "\(v)" : "nan") }
                         if flagColumn { row.append(firstBad[c].map { s + 1 >= $0 ? "diverged" : "" } ?? "") }
                         text += row.joined(separator: ",") + "\n"

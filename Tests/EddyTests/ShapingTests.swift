@@ -14,6 +14,9 @@ struct ShapingTests {
         #expect(TimeParser.seconds("12.5") == 12.5)
         #expect(TimeParser.seconds("2013-13-01") == nil)
         #expect(TimeParser.seconds("yesterday") == nil)
+        for text in ["1970-01-01T00:00:00Z", "2013-01-01T06:00:00Z", "2000-02-29T23:59:59Z", "1969-12-31T23:00:00Z", "2100-03-01T12:34:56Z"] {
+            #expect(TimeParser.iso(TimeParser.seconds(text)!) == text)
+        }
     }
 
     @Test func calendarPairs() {

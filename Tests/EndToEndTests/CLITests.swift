@@ -1,3 +1,4 @@
+import Eddy
 import EddyTestSupport
 import Foundation
 import Testing
@@ -106,7 +107,11 @@ struct CLITests {
         #expect(f.status == 0, "\(f.stderr)")
         #expect(f.stderr.contains("left the training range"))
         let text = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8)
-        #expect(text.hasPrefix("origin,origin_row,step,temp,dewp,humid,wind_speed,wind_dir_sin,wind_dir_cos,pressure,visib,flag\n"))
+        #expect(text.hasPrefix("origin,origin_row,step,time,temp,dewp,humid,wind_speed,wind_dir_sin,wind_dir_cos,pressure,visib,flag\n"))
+        // Each row says when it is valid: a date, one hour after the previous step.
+        let rows = text.split(separator: "\n").dropFirst().prefix(2).map { $0.split(separator: ",").map(String.init) }
+        #expect(rows[0][0] == "EWR" && rows[0][2] == "1" && rows[0][3].hasPrefix("2013-11-") && rows[0][3].hasSuffix(":00:00Z"))
+        #expect(TimeParser.seconds(rows[1][3])! - TimeParser.seconds(rows[0][3])! == 3600)
         #expect(text.contains(",diverged\n"))
         let e = try eddy(["evaluate", "--model", dir + "/w.st", "--data", data, "--from", "2013-11-01", "--horizon", "168", "--json"])
         let ev = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]

@@ -15,6 +15,9 @@ public final class CSVReader: RowReader {
     public var validCounts: [Int] { counts + [Int](repeating: emitted, count: 2 * spec.calendar.count) }
     /// Rows filled by interpolation (with `fillGaps`), and in how many gaps.
     public var filledRows: Int { shaper.filledRows }
+    /// Whether the time column holds dates (ISO 8601) rather than plain numbers.
+    public var timesAreDates: Bool { dates ?? false }
+    private var dates: Bool?          // decided on the first row with a time
     public var filledGaps: Int { shaper.filledGaps }
 
     private let spec: DataSpec
@@ -97,7 +100,11 @@ public final class CSVReader: RowReader {
             }
             lineNumber += 1
             if line.isEmpty || (line.count == 1 && line[0] == UInt8(ascii: "\r")) { continue }
-            try shaper.add(try CSVReader.parse(line, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts))
+            let row = try CSVReader.parse(line, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
+            if dates == nil, row.time != nil, let t = selection.time {
+                dates = TimeParser.isDate(CSVReader.unquote(CSVReader.split(line)[t]).trimmedSpaces)
+            }
+            try shaper.add(row)
         }
     }
 

@@ -35,6 +35,29 @@ public enum CalendarFeature: String, CaseIterable, Codable, Sendable {
 /// Times in a time column: ISO 8601 (`2013-01-01T06:00:00Z`, `2013-01-01 06:00`, `2013-01-01`, with an optional
 /// `Z` or `±hh:mm` offset) become seconds since 1970-01-01 UTC; plain numbers are taken as they are.
 public enum TimeParser {
+    /// Whether a time text is a date (ISO 8601) rather than a plain number.
+    public static func isDate(_ text: String) -> Bool { Double(text) == nil }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970-01-01 UTC (whole seconds).
+    public static func iso(_ seconds: Double) -> String {
+        let total = Int((seconds).rounded(.down))
+        var days = total / 86_400
+        var rest = total % 86_400
+        if rest < 0 { rest += 86_400; days -= 1 }
+        // Civil date from days since 1970 (proleptic Gregorian), after H. Hinnant's algorithm.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(y)-\(two(m))-\(two(d))T\(two(rest / 3600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
+    }
+
     public static func seconds(_ text: String) -> Double? {
         if let v = Double(text) { return v }
         let b = Array(text.utf8)

@@ -46,6 +46,8 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var fillGaps: Int
         public var pivot: String?
         public var dt: Double?
+        /// The time column holds dates (ISO 8601): forecasts write their times as dates too.
+        public var timesAreDates: Bool?
     }
 
     public struct SweepRecord: Codable, Sendable, Equatable {

@@ -65,6 +65,7 @@ public struct PreparedData: Sendable {
     public var normalisation: Normalisation
     public var pool: PairReservoir
     public var inferredDt: Double?
+    public var timesAreDates = false
     public var warnings: [String]
 }
 
@@ -115,7 +116,8 @@ public struct Trainer {
                                  inputMean: Array(stats.mean[n...]), inputStd: Array(std[n...]))
         reservoir.standardise(norm)
         return PreparedData(path: path, variableNames: reader.variableNames, inputNames: reader.inputNames, delays: delays,
-                            statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt, warnings: warnings)
+                            statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt,
+                            timesAreDates: (reader as? CSVReader)?.timesAreDates ?? false, warnings: warnings)
     }
 
     /// Samples the hidden layer (METHOD.md, "Hidden layer").
@@ -231,7 +233,7 @@ public struct Trainer {
         meta.climatologyPeriod = s.period
         if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil {
             meta.shaping = .init(columns: spec.columns, inputs: spec.inputs, timeColumn: spec.timeColumn, angles: spec.angles, calendar: spec.calendar,
-                                 fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt)
+                                 fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt, timesAreDates: data.timesAreDates)
         }
     }
 
