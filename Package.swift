@@ -17,11 +17,12 @@ let package = Package(
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
         .systemLibrary(name: "COpenCL", pkgConfig: "OpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CCLBlast", pkgConfig: "clblast", providers: [.apt(["libclblast-dev"])]),
+        .systemLibrary(name: "CNetCDF", pkgConfig: "netcdf", providers: [.apt(["libnetcdf-dev"])]),
 
         // MARK: The library: data → embed → sample → lift → accumulate → solve → model → forecast
         .target(
             name: "Eddy",
-            dependencies: ["CBLAS", "CLAPACKE"],
+            dependencies: ["CBLAS", "CLAPACKE", "CNetCDF"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
 
@@ -42,7 +43,7 @@ let package = Package(
 
         // MARK: Tests
         .target(name: "EddyTestSupport", dependencies: ["Eddy"], path: "Tests/EddyTestSupport"),
-        .testTarget(name: "EddyTests", dependencies: ["Eddy", "EddyTestSupport"]),
+        .testTarget(name: "EddyTests", dependencies: ["Eddy", "EddyTestSupport", "CNetCDF"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Eddy", "EddyTestSupport"]),
         .testTarget(name: "EddyOpenCLTests", dependencies: ["Eddy", "EddyOpenCL", "EddyTestSupport"]),
     ],

@@ -5,7 +5,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-pkgs="libopenblas-dev liblapacke-dev pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo"
+pkgs="libopenblas-dev liblapacke-dev pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libnetcdf-dev pocl-opencl-icd clinfo"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

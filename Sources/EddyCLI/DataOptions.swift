@@ -3,7 +3,7 @@ import Eddy
 
 /// The data options every command that reads trajectories shares.
 struct DataOptions: ParsableArguments {
-    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), or a directory of such files (one trajectory each).")
+    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), a NetCDF (.nc) file of gridded fields, or a directory of CSV/.npy files (one trajectory each).")
     var data: String
 
     @Option(help: "The column naming the trajectory (episode) each CSV row belongs to, e.g. a station. Rows of one episode must be contiguous. Default: a column named 'episode'.")
@@ -35,6 +35,15 @@ struct DataOptions: ParsableArguments {
 
     @Option(help: "Join the rows of each value of this column (e.g. a station) on time into one trajectory with variables NAME@VALUE.")
     var pivot: String?
+
+    @Option(help: "NetCDF (.nc) only: variables to read, comma-separated. Default: every variable with a time dimension. The state is the flattened field, named VAR[DIM=VALUE:…].")
+    var ncVariables: String?
+
+    @Option(help: "NetCDF only: indices along the level dimension (level, lev, plev, pressure_level), comma-separated. Default: every level.")
+    var ncLevels: String?
+
+    @Option(help: "NetCDF only: keep grid points inside latMin,latMax,lonMin,lonMax (degrees; longitudes modulo 360).")
+    var ncBox: String?
 
     /// The spec for training data.
     func spec(dt: Double? = nil) throws -> DataSpec {
@@ -73,6 +82,21 @@ struct DataOptions: ParsableArguments {
         if let p = pivot { s.pivot = p }
         s.from = try from.map { try parseTime($0, "--from") }
         s.until = try until.map { try parseTime($0, "--until") }
+        if let v = ncVariables { s.ncVariables = splitList(v) }
+        if let l = ncLevels {
+            s.ncLevels = try splitList(l).map {
+                guard let i = Int($0), i >= 0 else { throw EddyError("--nc-levels: '\($0)' is not a level index (an integer ≥ 0)") }
+                return i
+            }
+        }
+        if let b = ncBox {
+            let v = splitList(b).map { Double($0) }
+            guard v.count == 4, let latMin = v[0], let latMax = v[1], let lonMin = v[2], let lonMax = v[3] else {
+                throw EddyError("--nc-box: expected four numbers latMin,latMax,lonMin,lonMax, got '\(b)'")
+            }
+            if latMin > latMax { throw EddyError("--nc-box: latMin \(latMin) is above latMax \(latMax)") }
+            s.ncBox = (latMin, latMax, lonMin, lonMax)
+        }
     }
 }
 

@@ -26,6 +26,13 @@ public struct DataSpec: Sendable {
     /// A column (e.g. a station) whose values become separate copies of every variable, aligned on time:
     /// one joint trajectory with variables `NAME@VALUE`. Reads the file into memory.
     public var pivot: String?
+    /// NetCDF (`.nc`) only: the variables to read; empty: every variable with a time dimension (coordinate variables aside).
+    public var ncVariables: [String] = []
+    /// NetCDF only: indices along a level dimension (`level`, `lev`, `plev`, `pressure_level`); nil: every level.
+    public var ncLevels: [Int]?
+    /// NetCDF only: keep the grid points inside this box (degrees, by the 1-D `lat`/`latitude` and `lon`/`longitude`
+    /// coordinates; longitudes compared modulo 360, so `lonMin > lonMax` crosses the date line); nil: the whole grid.
+    public var ncBox: (latMin: Double, latMax: Double, lonMin: Double, lonMax: Double)?
 
     public init(path: String, columns: [String]? = nil, inputs: [String] = [], episodeColumn: String? = nil, blockRows: Int = 4096) {
         self.path = path
@@ -67,10 +74,11 @@ extension RowReader {
 }
 
 public enum DataSource {
-    /// Opens a CSV file, an `.npy` file or a directory of them, chosen by what the path is.
+    /// Opens a CSV file, an `.npy` file, a NetCDF (`.nc`) file or a directory of CSV/`.npy` files, chosen by what the path is.
     public static func open(_ spec: DataSpec) throws -> RowReader {
         if FileSystem.isDirectory(spec.path) { return try DirectoryReader(spec: spec) }
         if spec.path.lowercased().hasSuffix(".npy") { return try NPYReader(spec: spec) }
+        if spec.path.lowercased().hasSuffix(".nc") { return try NetCDFReader(spec: spec) }
         return try CSVReader(spec: spec)
     }
 
