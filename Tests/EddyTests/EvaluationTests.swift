@@ -32,3 +32,15 @@ struct EvaluationTests {
         #expect(Evaluator.diverged(model: model, forecasts: forecasts, cases: 3, horizon: 2).map(\.case) == [0])
     }
 }
+
+@Suite("Number formatting")
+struct FormatTests {
+    /// Tables print whatever a model produces: a diverging Koopman model's eigenvalue of modulus 1e11 once overflowed
+    /// the integer conversion in `fixed`; such magnitudes now print in scientific notation.
+    @Test func hugeValuesDoNotOverflow() {
+        #expect(Format.fixed(1.25, 2) == "1.25")
+        #expect(Format.fixed(1e11, 8) == Format.scientific(1e11, 8))
+        #expect(Format.fixed(-3e300, 2).hasSuffix("e+300"))
+        #expect(Format.general(2.5e12) == "2.500e+12")
+    }
+}
