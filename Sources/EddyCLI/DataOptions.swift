@@ -66,6 +66,9 @@ struct DataOptions: ParsableArguments {
             s.fillGaps = shaping.fillGaps
             s.pivot = shaping.pivot
             s.dt = shaping.dt
+            s.ncVariables = shaping.ncVariables ?? []
+            s.ncLevels = shaping.ncLevels
+            if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
         }
         try shape(&s)
         return s

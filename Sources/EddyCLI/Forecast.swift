@@ -60,7 +60,7 @@ struct Forecast: ParsableCommand {
             let cases = try Forecaster.cases(model: model, segments: segments, origins: options.origin(default: .last),
                                              horizon: options.horizon, futureInputs: future, path: spec.path)
             let values = Forecaster.run(model: model, cases: cases, horizon: options.horizon)
-            let n = model.layout.variables, h = options.horizon
+            let n = model.outputCount, h = options.horizon
             // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
             let diverged = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
             let firstBad = Dictionary(uniqueKeysWithValues: diverged.map { ($0.case, $0.step) })
@@ -118,7 +118,7 @@ extension String {
 
 /// Truth (history and what followed) and forecast, one panel per variable, time in the model's units.
 func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int) -> String {
-    let n = model.layout.variables, k = model.layout.delays
+    let n = model.outputCount, k = model.layout.delays
     // Clock times in seconds read better in hours.
     let hours = model.metadata.shaping?.timeColumn != nil && model.metadata.dt >= 3600
     let dt = hours ? model.metadata.dt / 3600 : model.metadata.dt

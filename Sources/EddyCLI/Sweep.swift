@@ -29,6 +29,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Activation: tanh or relu.") var activation = "tanh"
     @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
     @Option(help: "SWIM candidate pool size.") var swimPool = 65536
+    @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; the best model forecasts the variables.") var pca: Int?
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(help: "How each width's ridges are solved: auto, eigh or cholesky.") var sweepSolver = "auto"
@@ -78,6 +79,7 @@ struct SweepCommand: ParsableCommand {
             config.randomScale = scale
             config.swimPool = swimPool
             config.chunkRows = chunkRows
+            config.pca = pca
             config.dt = dt
             config.solver = try parseChoice(sweepSolver, "--sweep-solver")
             config.sampleWidth = sampleWidth
@@ -96,6 +98,7 @@ struct SweepCommand: ParsableCommand {
                 return
             }
             print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps")
+            if let line = pcaLine(result.best) { print(line) }
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
             print("")
             print("rank  form       width  ridge     delays  sampler  seed  score (std MSE)  " + (lyapunov == nil ? "VPT steps  " : "VPT (Λt)   ") + "condition")
@@ -119,7 +122,7 @@ func sweepCSV(_ r: SweepResult) -> String {
 }
 
 func sweepJSON(_ r: SweepResult) -> JSON {
-    .object([
+    .object(pcaJSON(r.best) + [
         "passes": .int(r.passes), "validation_origins": .int(r.validationOrigins),
         "seconds": .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) }),
         "warnings": .array(r.warnings.map { .string($0) }),

@@ -22,6 +22,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
+    @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
     @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.") var backend: String = "auto"
@@ -46,6 +47,7 @@ struct Train: ParsableCommand {
             config.randomScale = scale
             config.chunkRows = chunkRows
             config.swimPool = swimPool
+            config.pca = pca
             if width <= 0 && width != 0 { throw EddyError("--width must be positive (or 0 for a linear model), got \(width)") }
             let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
@@ -65,9 +67,10 @@ struct Train: ParsableCommand {
                     "condition": .number(report.condition), "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
                     "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
                     "warnings": .array(report.warnings.map { .string($0) }),
-                ]).text)
+                ] + pcaJSON(model)).text)
             } else {
                 print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
+                if let line = pcaLine(model) { print(line) }
                 print("solver \(model.metadata.solver.rawValue), ridge α = \(Format.general(config.ridge)) (λ = \(Format.scientific(model.metadata.lambda))), condition ≈ \(Format.scientific(report.condition))")
                 print("time: \(Format.fixed(total, 2)) s (statistics \(Format.fixed(report.seconds["statistics"] ?? 0, 2)), accumulate \(Format.fixed(report.seconds["accumulate"] ?? 0, 2)), solve \(Format.fixed(report.seconds["solve"] ?? 0, 2)))")
                 if dt == nil && model.metadata.dt == 1 {
@@ -77,6 +80,18 @@ struct Train: ParsableCommand {
             }
         }
     }
+}
+
+/// The EOF reduction in one line, for tables.
+func pcaLine(_ model: Model) -> String? {
+    guard let r = model.metadata.reduction else { return nil }
+    return "state: \(r.components) principal components of \(model.outputCount) variables, keeping \(Format.fixed(100 * r.explained, 2))% of the field-scaled variance"
+}
+
+/// The EOF reduction for JSON reports (nothing without one).
+func pcaJSON(_ model: Model) -> [(String, JSON)] {
+    guard let r = model.metadata.reduction else { return [] }
+    return [("pca", .object([("components", .int(r.components)), ("variables", .int(model.outputCount)), ("explained", .number(r.explained))]))]
 }
 
 /// Parses a closed set of names with a message that lists them.

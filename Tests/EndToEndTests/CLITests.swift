@@ -44,8 +44,9 @@ struct CLITests {
     }
 
     /// The README's NumPy snippet loads the model file and makes a one-step forecast equal to Eddy's to 1e-10.
-    @Test(arguments: ["recurrent", "koopman"], ["tanh", "relu"])
-    func readmeNumpySnippetMatchesEddy(form: String, activation: String) throws {
+    @Test(arguments: [("recurrent", "tanh", 0), ("recurrent", "relu", 0), ("koopman", "tanh", 0), ("koopman", "relu", 0),
+                      ("recurrent", "tanh", 2), ("koopman", "relu", 2)])
+    func readmeNumpySnippetMatchesEddy(form: String, activation: String, pca: Int) throws {
         let readme = try String(contentsOfFile: packageRoot + "/README.md", encoding: .utf8)
         guard let start = readme.range(of: "<!-- numpy-snippet -->\n```python\n"),
               let end = readme.range(of: "```", range: start.upperBound..<readme.endIndex) else {
@@ -57,7 +58,7 @@ struct CLITests {
         let dir = try scratch()
         #expect(try eddy(["generate", "lorenz63", "--trajectories", "2", "--steps", "400", "--out", dir + "/train.csv"]).status == 0)
         let t = try eddy(["train", "--data", dir + "/train.csv", "--episode-column", "episode", "--width", "60", "--delays", "3",
-                          "--form", form, "--activation", activation, "--out", dir + "/model.safetensors"])
+                          "--form", form, "--activation", activation, "--out", dir + "/model.safetensors"] + (pca > 0 ? ["--pca", "\(pca)"] : []))
         #expect(t.status == 0, "\(t.stderr)")
         // The last 3 rows of trajectory 1, oldest first, as the snippet expects.
         let rows = try String(contentsOfFile: dir + "/train.csv", encoding: .utf8).split(separator: "\n").suffix(3)
@@ -116,5 +117,47 @@ struct CLITests {
         let e = try eddy(["evaluate", "--model", dir + "/w.st", "--data", data, "--from", "2013-11-01", "--horizon", "168", "--json"])
         let ev = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
         #expect(((ev["diverged"] as? [Any])?.count ?? 0) > 0)
+    }
+
+    /// `--pca`: train and sweep on the leading components of a wide state (a travelling wave on a 16-point line); the
+    /// forecast and the evaluation speak of the original columns; the JSON reports say what was kept.
+    @Test func principalComponentsThroughTheCLI() throws {
+        let dir = try scratch()
+        var text = "t," + (0..<16).map { "h[x=\($0)]" }.joined(separator: ",") + "\n"
+        for n in 0..<600 {
+            let t = Double(n) * 0.05
+            text += "\(t)," + (0..<16).map { i -> String in
+                let x = Double(i) / 16 * 2 * Double.pi
+                return "\(sin(x - 1.3 * t) + 0.5 * sin(2 * x + 0.7 * t))"
+            }.joined(separator: ",") + "\n"
+        }
+        try write(text, dir + "/wave.csv")
+        let t = try eddy(["train", "--data", dir + "/wave.csv", "--until", "20", "--width", "60", "--delays", "2", "--pca", "4",
+                          "--out", dir + "/m.st", "--json"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(t.stdout.utf8)) as! [String: Any]
+        let pca = report["pca"] as? [String: Any]
+        #expect(pca?["components"] as? Int == 4 && pca?["variables"] as? Int == 16)
+        #expect((pca?["explained"] as? Double ?? 0) > 0.999)
+        let f = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/wave.csv", "--from", "25", "--horizon", "5", "--out", dir + "/f.csv"])
+        #expect(f.status == 0, "\(f.stderr)")
+        let header = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8).split(separator: "\n")[0]
+        #expect(header.contains("h[x=0]") && header.contains("h[x=15]") && !header.contains("pc1"), "\(header)")
+        let e = try eddy(["evaluate", "--model", dir + "/m.st", "--data", dir + "/wave.csv", "--from", "20", "--horizon", "20", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let ev = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        #expect((ev["mse_per_variable"] as? [Double])?.count == 16, "\(ev.keys)")
+        #expect((ev["mse"] as? Double ?? 1) < 1e-4, "\(ev["mse"] ?? "none")")
+        let s = try eddy(["sweep", "--data", dir + "/wave.csv", "--until", "20", "--validation", dir + "/wave.csv", "--validation-from", "20",
+                          "--widths", "20,60", "--ridges", "1e-10,1e-6", "--horizon", "10", "--delays", "2", "--pca", "4", "--json",
+                          "--out", dir + "/best.st"])
+        #expect(s.status == 0, "\(s.stderr)")
+        let sweep = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any]
+        #expect((sweep["pca"] as? [String: Any])?["components"] as? Int == 4)
+        // Asking for more components than columns: a clear error, nothing written.
+        let before = try listing(dir)
+        let bad = try eddy(["train", "--data", dir + "/wave.csv", "--width", "10", "--pca", "17", "--out", dir + "/bad.st"])
+        #expect(bad.status != 0 && bad.stderr.contains("--pca 17") && bad.stderr.contains("(16)"), "\(bad.stderr)")
+        #expect(try listing(dir) == before)
     }
 }

@@ -37,6 +37,9 @@ public struct LiftedLinearModel: Sendable {
         guard m > 0 else {
             throw EddyError("the model was trained without inputs (variables \(model.metadata.variables.joined(separator: ",")) only); control needs a model with the system's inputs: train it with --inputs")
         }
+        guard model.eof == nil else {
+            throw EddyError("the model runs on \(n) principal components (--pca); control works on the system's own variables: train it without --pca")
+        }
         self.model = model
         let theta = model.theta
         switch l.form {

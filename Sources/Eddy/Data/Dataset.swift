@@ -66,11 +66,14 @@ public protocol RowReader: AnyObject {
     var inferredDt: Double? { get }
     /// Valid (non-missing) values seen so far per selected column.
     var validCounts: [Int] { get }
+    /// The time column holds dates (ISO 8601, or CF time units): forecasts write their times as dates.
+    var timesAreDates: Bool { get }
     func next() throws -> RowBlock?
 }
 
 extension RowReader {
     public var width: Int { variableNames.count + inputNames.count }
+    public var timesAreDates: Bool { false }
 }
 
 public enum DataSource {

@@ -198,6 +198,7 @@ public final class DirectoryReader: RowReader {
     }
     private var index = 0
     private var current: RowReader?
+    public let timesAreDates: Bool
 
     public init(spec: DataSpec) throws {
         path = spec.path
@@ -213,6 +214,7 @@ public final class DirectoryReader: RowReader {
         variableNames = reader.variableNames
         inputNames = reader.inputNames
         inferredDt = reader.inferredDt
+        timesAreDates = reader.timesAreDates
         finishedCounts = [Int](repeating: 0, count: reader.width)
         current = reader
     }

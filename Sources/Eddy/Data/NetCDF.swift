@@ -61,6 +61,8 @@ public final class NetCDFReader: RowReader {
     public let inputNames: [String]
     public var inferredDt: Double? { shaper.dt }
     public private(set) var validCounts: [Int]
+    /// Times came from CF units `UNIT since DATE` (seconds since 1970).
+    public private(set) var timesAreDates = false
     public var filledRows: Int { shaper.filledRows }
     public var filledGaps: Int { shaper.filledGaps }
     /// Every flattened element in the documented order (before `columns`/`inputs` pick among them).
@@ -315,6 +317,7 @@ public final class NetCDFReader: RowReader {
                     if nc_get_att_text(id, Int32(tv), "units", &chars) == NC_NOERR,
                        let (scale, origin) = NetCDFReader.timeUnits(NetCDFReader.string(chars)) {
                         t = c.map { origin + $0 * scale }
+                        timesAreDates = true
                     }
                 }
                 times = t

@@ -15,6 +15,7 @@ public final class SplitReader: RowReader {
     public var inputNames: [String] { inner.inputNames }
     public var inferredDt: Double? { inner.inferredDt }
     public var validCounts: [Int] { inner.validCounts }
+    public var timesAreDates: Bool { inner.timesAreDates }
 
     public init(_ inner: RowReader, lengths: [Int], fraction: Double, part: Part) {
         self.inner = inner
@@ -52,6 +53,7 @@ public final class SplitReader: RowReader {
             var out = block
             out.values = Array(block.values[((from - lo) * width)..<((to - lo) * width)])
             out.rowCount = to - from
+            if block.times.count == block.rowCount { out.times = Array(block.times[(from - lo)..<(to - lo)]) }
             out.firstLine = block.firstLine + (from - lo)
             out.startsSegment = part == .head ? block.startsSegment : (from == cut)
             return out

@@ -45,8 +45,8 @@ public struct Evaluation: Codable, Sendable {
 public enum Evaluator {
     public static func evaluate(model: Model, cases: [ForecastCase], forecasts: [Double], horizon: Int,
                                 threshold: Double = 0.5, lyapunov: Double?) -> Evaluation {
-        let n = model.layout.variables
-        let std = model.normalisation.variableStd
+        let n = model.outputCount
+        let std = model.outputStd
         var sum = [Double](repeating: 0, count: horizon), sumStd = [Double](repeating: 0, count: horizon)
         var counts = [Int](repeating: 0, count: horizon)
         var perVariable = [Double](repeating: 0, count: n), perVariableCount = 0
@@ -94,7 +94,7 @@ public enum Evaluator {
 
     /// Long free runs against the truth: one run per segment from its first window, over the whole segment.
     public static func climate(model: Model, segments: [Segment], maxSteps: Int, path: String) throws -> Evaluation.Climate {
-        let n = model.layout.variables, k = model.layout.delays
+        let n = model.outputCount, k = model.layout.delays
         let usable = segments.filter { $0.rowCount > k + 16 }
         guard !usable.isEmpty else { throw EddyError("\(path): no segment is long enough for a free run (need more than \(k + 16) rows)") }
         let horizon = min(maxSteps, usable.map { $0.rowCount - k }.min()!)
@@ -181,7 +181,7 @@ public struct Comparison: Sendable {
 extension Evaluator {
     /// Baseline forecasts (`B × H × n`, data units) for the cases, from the segments they came from.
     public static func baseline(_ kind: Baseline, model: Model, segments: [Segment], cases: [ForecastCase], horizon: Int) throws -> [Double] {
-        let n = model.layout.variables
+        let n = model.outputCount
         var out = [Double](repeating: .nan, count: cases.count * horizon * n)
         let period = model.metadata.climatologyPeriod
         for (c, fc) in cases.enumerated() {
@@ -214,7 +214,7 @@ extension Evaluator {
     /// every baseline (so all methods are scored on the same origins). The first method (the model) is never excused:
     /// a non-finite forecast of it makes its MSE infinite rather than dropping the origin.
     public static func compare(model: Model, cases: [ForecastCase], horizon: Int, steps: [Int], methods: [(String, [Double])]) -> Comparison {
-        let n = model.layout.variables
+        let n = model.outputCount
         var table: [(String, [[Double]])] = methods.map { ($0.0, []) }
         var origins = 0
         for step in steps {
@@ -240,7 +240,7 @@ extension Evaluator {
 
     /// Forecasts that left the training range by more than its own width, or turned non-finite: (case, first step).
     public static func diverged(model: Model, forecasts: [Double], cases: Int, horizon: Int) -> [(case: Int, step: Int)] {
-        let n = model.layout.variables
+        let n = model.outputCount
         guard let range = model.metadata.trainingRange, range.count == n else {
             return (0..<cases).compactMap { c in
                 (0..<horizon).first { h in (0..<n).contains { !forecasts[(c * horizon + h) * n + $0].isFinite } }.map { (c, $0 + 1) }

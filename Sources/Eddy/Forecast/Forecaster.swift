@@ -32,7 +32,9 @@ public enum Forecaster {
     public static func cases(model: Model, segments: [Segment], origins: OriginChoice, horizon: Int,
                              futureInputs: [String: [Double]] = [:], path: String) throws -> [ForecastCase] {
         let l = model.layout
-        let n = l.variables, m = l.inputs, k = l.delays
+        // Rows hold the model's variables (data units) then its inputs; the window holds the standardised state
+        // (the variables, or their leading components with --pca).
+        let n = model.outputCount, state = l.variables, m = l.inputs, k = l.delays
         var picks: [(Int, Int)] = []   // (segment, origin)
         switch origins {
         case .last:
@@ -64,12 +66,10 @@ public enum Forecaster {
         out.reserveCapacity(picks.count)
         for (si, t) in picks {
             let s = segments[si]
-            var window = [Double](repeating: 0, count: n * k)
+            var window: [Double] = []
+            window.reserveCapacity(state * k)
             var history: [Double] = []
-            for lag in 0..<k {
-                let row = s.row(t - lag)
-                for i in 0..<n { window[lag * n + i] = (row[row.startIndex + i] - norm.variableMean[i]) / norm.variableStd[i] }
-            }
+            for lag in 0..<k { window += model.standardisedState(s.row(t - lag)) }
             for r in (t - k + 1)...t { history += s.row(r).prefix(n) }
             let available = min(horizon, s.rowCount - 1 - t)
             var truth: [Double] = []
@@ -117,8 +117,13 @@ public enum Forecaster {
         return out
     }
 
-    /// Runs all cases together; returns `B × H × n` forecasts in data units.
+    /// Runs all cases together; returns `B × H × n` forecasts in data units (n: the model's variables).
     public static func run(model: Model, cases: [ForecastCase], horizon: Int) -> [Double] {
+        model.dataUnits(runStandardised(model: model, cases: cases, horizon: horizon), count: cases.count * horizon)
+    }
+
+    /// The free runs in the model's own state: `B × H × state`, standardised.
+    static func runStandardised(model: Model, cases: [ForecastCase], horizon: Int) -> [Double] {
         let l = model.layout
         let b = cases.count, n = l.variables, m = l.inputs, p = l.windowSize, d = l.dictionarySize, f = l.featureCount
         var out = [Double](repeating: 0, count: b * horizon * n)
@@ -162,11 +167,6 @@ public enum Forecaster {
                     }
                 }
             }
-        }
-        let norm = model.normalisation
-        for idx in 0..<out.count {
-            let i = idx % n
-            out[idx] = out[idx] * norm.variableStd[i] + norm.variableMean[i]
         }
         return out
     }

@@ -1,8 +1,10 @@
 /// Everything a model file records about how a model was made (the JSON metadata of the model file).
 public struct ModelMetadata: Codable, Sendable, Equatable {
-    public static let currentFormatVersion = 1
+    /// Version 2 added the EOF reduction (`reduction`, tensors `eof_*`); files without one are still written as 1.
+    public static let currentFormatVersion = 2
     public var format = "eddy-model"
-    public var formatVersion = ModelMetadata.currentFormatVersion
+    /// 1, or 2 for a reduced model (`reduction`).
+    public var formatVersion = 1
     public var eddyVersion = Eddy.version
     public var variables: [String]
     public var inputs: [String]
@@ -35,6 +37,19 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
     /// Mean of each variable by phase of the daily cycle (hour of day for hourly data) over the training data, from
     /// the time column: the climatology baseline. `climatologyPeriod` phases of `dt` each.
     public var climatologyPeriod: Int?
+    /// The state is the leading EOFs of the variables (`--pca K`): the model runs on `components` principal
+    /// components and maps forecasts back to the variables (tensors `eof_*`).
+    public var reduction: ReductionRecord?
+
+    public struct ReductionRecord: Codable, Sendable, Equatable {
+        public var components: Int
+        /// Variance of each component and of the whole scaled state (see `EOFBasis`).
+        public var componentVariance: [Double]
+        public var totalVariance: Double
+        /// Fraction of the scaled variance the components keep.
+        public var explained: Double
+        public var scaling: String
+    }
 
     public struct Shaping: Codable, Sendable, Equatable {
         /// The raw variable columns as named (nil: the default selection).
@@ -48,6 +63,10 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var dt: Double?
         /// The time column holds dates (ISO 8601): forecasts write their times as dates too.
         public var timesAreDates: Bool?
+        /// NetCDF selections (`--nc-variables`, `--nc-levels`, `--nc-box` as latMin, latMax, lonMin, lonMax).
+        public var ncVariables: [String]?
+        public var ncLevels: [Int]?
+        public var ncBox: [Double]?
     }
 
     public struct SweepRecord: Codable, Sendable, Equatable {
@@ -89,18 +108,53 @@ public struct Model: Sendable {
     public var theta: [Double]
     /// Mean of each variable by phase of the daily cycle (`climatologyPeriod × n`, data units), when known.
     public var climatology: [Double]?
+    /// With `--pca`: the map between the variables and the components the model runs on.
+    public var eof: EOFBasis?
 
-    public init(metadata: ModelMetadata, layer: HiddenLayer, normalisation: Normalisation, theta: [Double], climatology: [Double]? = nil) {
+    public init(metadata: ModelMetadata, layer: HiddenLayer, normalisation: Normalisation, theta: [Double], climatology: [Double]? = nil,
+                eof: EOFBasis? = nil) {
         self.metadata = metadata
         self.layer = layer
         self.normalisation = normalisation
         self.theta = theta
         self.climatology = climatology
+        self.eof = eof
     }
 
+    /// The dictionary's shape: its state is the variables, or their leading components with `--pca`.
     public var layout: DictionaryLayout {
-        DictionaryLayout(variables: metadata.variables.count, delays: metadata.delays, width: metadata.width,
-                         inputs: metadata.inputs.count, form: metadata.form)
+        DictionaryLayout(variables: metadata.reduction?.components ?? metadata.variables.count, delays: metadata.delays,
+                         width: metadata.width, inputs: metadata.inputs.count, form: metadata.form)
+    }
+
+    /// Variables the model reads and forecasts, in data units (the columns, also with `--pca`).
+    public var outputCount: Int { metadata.variables.count }
+
+    /// Each variable's training standard deviation, the unit of standardised errors.
+    public var outputStd: [Double] { eof?.columnStd ?? normalisation.variableStd }
+
+    /// The standardised state of one row of variables (data units): `(x − mean)/std`, or with `--pca` the
+    /// standardised components.
+    public func standardisedState(_ row: ArraySlice<Double>) -> [Double] {
+        let norm = normalisation
+        let x: [Double]
+        if let eof {
+            x = Array(row.prefix(eof.columns)).withUnsafeBufferPointer { eof.project($0, count: 1, stride: eof.columns) }
+        } else {
+            x = Array(row.prefix(norm.variableCount))
+        }
+        return (0..<norm.variableCount).map { (x[$0] - norm.variableMean[$0]) / norm.variableStd[$0] }
+    }
+
+    /// Rows of standardised state (`count × layout.variables`) in data units (`count × outputCount`).
+    public func dataUnits(_ state: [Double], count: Int) -> [Double] {
+        let norm = normalisation, k = norm.variableCount
+        var out = state
+        for idx in 0..<out.count {
+            let i = idx % k
+            out[idx] = out[idx] * norm.variableStd[i] + norm.variableMean[i]
+        }
+        return eof?.reconstruct(out, count: count) ?? out
     }
 
     /// The Koopman matrix `K` (D × D), the first D rows of `theta` (Koopman form only).

@@ -8,7 +8,9 @@ import Foundation
 /// tensor's shape and byte range, then the tensor bytes) with Eddy's metadata as a JSON string under
 /// `__metadata__.eddy`. Tensors: `W` (p, M), `b` (M), `x_mean`, `x_std` (n), `u_mean`, `u_std` (m, with inputs);
 /// Koopman form `K` (D, D), `C` (D, n), `B` (m, D); recurrent form `A` (D, n), `B` (m, n); and with a daily cycle
-/// in the training data's time column, `climatology` (phases, n).
+/// in the training data's time column, `climatology` (phases, n). With `--pca K` the state is K components: `x_mean`,
+/// `x_std` and the dictionary hold components, and `eof_mean`, `eof_scale`, `eof_std` (n) and `eof_vectors` (n, K)
+/// map them to the variables (`x = eof_mean + eof_scale ⊙ (eof_vectors · pc)`); `climatology` stays in variables.
 public enum ModelFile {
     struct TensorInfo: Codable {
         var dtype: String
@@ -57,7 +59,11 @@ public enum ModelFile {
         case .recurrent: out += [("A", [d, n], head)]
         }
         if m > 0 { out.append(("B", [m, r], tail)) }
-        if let c = model.climatology, let p = model.metadata.climatologyPeriod { out.append(("climatology", [p, n], c)) }
+        if let c = model.climatology, let p = model.metadata.climatologyPeriod { out.append(("climatology", [p, model.outputCount], c)) }
+        if let e = model.eof {
+            out += [("eof_mean", [e.columns], e.mean), ("eof_scale", [e.columns], e.scale), ("eof_std", [e.columns], e.columnStd),
+                    ("eof_vectors", [e.columns, e.components], e.vectors)]
+        }
         return out
     }
 
@@ -65,7 +71,10 @@ public enum ModelFile {
     public static func write(_ model: Model, to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let meta = String(decoding: try encoder.encode(model.metadata), as: UTF8.self)
+        var metadata = model.metadata
+        // Readers before version 2 cannot run a reduced model; every other model stays readable by them.
+        metadata.formatVersion = model.eof == nil ? 1 : ModelMetadata.currentFormatVersion
+        let meta = String(decoding: try encoder.encode(metadata), as: UTF8.self)
         var entries: [String] = []
         var offset = 0
         let list = tensors(of: model)
@@ -110,8 +119,8 @@ public enum ModelFile {
             struct Probe: Decodable { var format: String?; var formatVersion: Int? }
             let probe = try JSONDecoder().decode(Probe.self, from: Data(metaText.utf8))
             guard probe.format == "eddy-model" else { throw EddyError("\(path): not an Eddy model (format '\(probe.format ?? "none")')") }
-            guard probe.formatVersion == ModelMetadata.currentFormatVersion else {
-                throw EddyError("\(path): model format version \(probe.formatVersion.map(String.init) ?? "none") is not supported; this eddy \(Eddy.version) reads version \(ModelMetadata.currentFormatVersion) (retrain the model with this eddy)")
+            guard let version = probe.formatVersion, (1...ModelMetadata.currentFormatVersion).contains(version) else {
+                throw EddyError("\(path): model format version \(probe.formatVersion.map(String.init) ?? "none") is not supported; this eddy \(Eddy.version) reads versions 1…\(ModelMetadata.currentFormatVersion) (retrain the model with this eddy)")
             }
             metadata = try JSONDecoder().decode(ModelMetadata.self, from: Data(metaText.utf8))
         } catch let e as EddyError {
@@ -138,8 +147,9 @@ public enum ModelFile {
                 (0..<count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
             }
         }
-        let n = metadata.variables.count, m = metadata.inputs.count
-        guard n > 0, metadata.delays > 0, metadata.width >= 0 else { throw EddyError("\(path): corrupted model metadata (sizes)") }
+        let outputs = metadata.variables.count, m = metadata.inputs.count
+        let n = metadata.reduction?.components ?? outputs
+        guard n > 0, n <= outputs, metadata.delays > 0, metadata.width >= 0 else { throw EddyError("\(path): corrupted model metadata (sizes)") }
         let layout = DictionaryLayout(variables: n, delays: metadata.delays, width: metadata.width, inputs: m, form: metadata.form)
         let d = layout.dictionarySize, r = layout.targetCount
         let w = try tensor("W", [layout.windowSize, metadata.width])
@@ -149,8 +159,18 @@ public enum ModelFile {
         var theta = try tensor(metadata.form == .koopman ? "K" : "A", [d, r])
         if m > 0 { theta += try tensor("B", [m, r]) }
         guard (w + b + theta).allSatisfy(\.isFinite) else { throw EddyError("\(path): corrupted model file: non-finite weights") }
-        let climatology = try metadata.climatologyPeriod.map { try tensor("climatology", [$0, n]) }
+        let climatology = try metadata.climatologyPeriod.map { try tensor("climatology", [$0, outputs]) }
         let layer = HiddenLayer(inputSize: layout.windowSize, width: metadata.width, weights: w, biases: b, activation: metadata.activation)
-        return Model(metadata: metadata, layer: layer, normalisation: norm, theta: theta, climatology: climatology)
+        var eof: EOFBasis?
+        if let r = metadata.reduction {
+            guard r.componentVariance.count == n else { throw EddyError("\(path): corrupted model metadata (reduction)") }
+            eof = EOFBasis(columns: outputs, components: n, mean: try tensor("eof_mean", [outputs]), scale: try tensor("eof_scale", [outputs]),
+                           columnStd: try tensor("eof_std", [outputs]), vectors: try tensor("eof_vectors", [outputs, n]),
+                           variance: r.componentVariance, totalVariance: r.totalVariance)
+            guard (eof!.mean + eof!.scale + eof!.vectors).allSatisfy(\.isFinite) else {
+                throw EddyError("\(path): corrupted model file: non-finite EOFs")
+            }
+        }
+        return Model(metadata: metadata, layer: layer, normalisation: norm, theta: theta, climatology: climatology, eof: eof)
     }
 }

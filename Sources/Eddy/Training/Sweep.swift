@@ -38,6 +38,8 @@ public struct SweepConfig: Sendable {
     public var solver: SweepSolver = .auto
     /// The width to sample (default: the largest of `widths`).
     public var sampleWidth: Int?
+    /// Reduce the variables to their leading K EOFs first (fitted on the training part only).
+    public var pca: Int?
 
     public init(data: DataSpec, validation: ValidationSource, widths: [Int], ridges: [Double], horizon: Int) {
         self.data = data
@@ -64,6 +66,7 @@ public struct SweepConfig: Sendable {
         }
         if ridges[0] < 0 || !(ridges.last!.isFinite) { throw EddyError("--ridges must be finite and ≥ 0") }
         if delays[0] < 1 { throw EddyError("--delays must be ≥ 1, got \(delays[0])") }
+        if let k = pca, k < 1 { throw EddyError("--pca must be at least 1, got \(k)") }
         if forms.isEmpty || Set(forms).count != forms.count { throw EddyError("--forms must name each form at most once") }
         if samplers.isEmpty || Set(samplers).count != samplers.count { throw EddyError("--samplers must name each sampler at most once") }
         if seeds.isEmpty { throw EddyError("--seeds must give at least one seed") }
@@ -149,6 +152,7 @@ public struct Sweep {
                 if b.startsSegment || segments.isEmpty { segments.append(Segment(episode: b.episode, width: tail.width, firstLine: b.firstLine)) }
                 segments[segments.count - 1].values += b.values
                 segments[segments.count - 1].rowCount += b.rowCount
+                segments[segments.count - 1].times += b.times
             }
             validationSegments = segments
             validationPath = "\(spec.path) (last \(Format.general(f)) of each trajectory)"
@@ -156,6 +160,8 @@ public struct Sweep {
         if validationSegments.isEmpty {
             throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
         }
+        let reduction = try config.pca.map { try EOFAnalysis.fit(open, components: $0, path: spec.path, progress: progress) }
+        if let reduction { open = reduction.wrap(open) }
         let sampleWidth = config.sampleWidth ?? config.widths.last!
         let accumulateForm: Form = config.forms.contains(.koopman) ? .koopman : .recurrent
         var candidates: [SweepCandidate] = []
@@ -168,7 +174,7 @@ public struct Sweep {
             for sampler in config.samplers {
                 for seed in config.seeds {
                     let data = try Trainer.prepare(open, path: spec.path, delays: delays, seed: seed, poolSize: config.swimPool,
-                                                   chunkRows: config.chunkRows, progress: progress)
+                                                   chunkRows: config.chunkRows, reduction: reduction, progress: progress)
                     warnings += data.warnings.filter { !warnings.contains($0) }
                     let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
                                                    scale: config.randomScale, seed: seed)
@@ -187,7 +193,8 @@ public struct Sweep {
                     let climatology = Trainer.climatology(data)
                     // Validation cases depend only on the delays and the normalisation: build them once per pass.
                     let probe = Model(metadata: base, layer: layer.prefix(0), normalisation: data.normalisation,
-                                      theta: [Double](repeating: 0, count: (1 + data.variableNames.count * delays + data.inputNames.count) * data.variableNames.count))
+                                      theta: [Double](repeating: 0, count: (1 + data.variableNames.count * delays + data.inputNames.count) * data.variableNames.count),
+                                      eof: reduction?.basis)
                     let cases = try Forecaster.cases(model: probe, segments: validationSegments, origins: .every(stride: config.horizon),
                                                      horizon: config.horizon, path: validationPath)
                     origins = cases.count
@@ -206,7 +213,7 @@ public struct Sweep {
                                 meta.condition = s.solution.condition.isFinite ? s.solution.condition : nil
                                 let theta = Sweep.theta(s.solution.theta, width: width, layout: sums.layout, form: form)
                                 let model = Model(metadata: meta, layer: layer.prefix(width), normalisation: data.normalisation, theta: theta,
-                                                  climatology: climatology)
+                                                  climatology: climatology, eof: reduction?.basis)
                                 let forecasts = Forecaster.run(model: model, cases: cases, horizon: config.horizon)
                                 let ev = Evaluator.evaluate(model: model, cases: cases, forecasts: forecasts, horizon: config.horizon,
                                                             threshold: config.threshold, lyapunov: config.lyapunov)

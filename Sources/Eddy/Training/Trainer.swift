@@ -25,6 +25,8 @@ public struct TrainingConfig: Sendable {
     public var randomScale = 1.0
     /// Time step; nil reads it off a `t`/`time` column, else 1.
     public var dt: Double?
+    /// Reduce the variables to their leading K EOFs (principal components) first; forecasts map back.
+    public var pca: Int?
 
     public init(data: DataSpec) { self.data = data }
 
@@ -37,6 +39,7 @@ public struct TrainingConfig: Sendable {
         if let dt, !(dt > 0) { throw EddyError("--dt must be positive, got \(dt)") }
         if let r = rcond, !(r >= 0) { throw EddyError("--rcond must be ≥ 0, got \(r)") }
         if !(randomScale > 0) { throw EddyError("--scale must be positive, got \(randomScale)") }
+        if let k = pca, k < 1 { throw EddyError("--pca must be at least 1, got \(k)") }
     }
 }
 
@@ -67,6 +70,11 @@ public struct PreparedData: Sendable {
     public var inferredDt: Double?
     public var timesAreDates = false
     public var warnings: [String]
+    /// With `--pca`: the EOFs the variables were reduced by (`variableNames` are then the components).
+    public var reduction: Reduction?
+
+    /// The variables the model reads and forecasts (the columns, also with `--pca`).
+    public var outputNames: [String] { reduction?.variableNames ?? variableNames }
 }
 
 /// The stages of a training run (METHOD.md, "Solve"): a statistics pass, sampling, one accumulation pass through
@@ -84,8 +92,11 @@ public struct Trainer {
     }
 
     /// Pass 1: statistics, fingerprint, pair count and SWIM's candidate reservoir.
+    /// With a `reduction`, `open` reads its components (`Reduction.wrap`); they share one scale, the root of their mean
+    /// variance, so distances and errors in the state keep the weights of the scaled data (a per-component scale would
+    /// blow the weakest components up to the strongest).
     public static func prepare(_ open: ReaderFactory, path: String, delays: Int, seed: UInt64, poolSize: Int, chunkRows: Int,
-                               progress: ProgressHandler? = nil) throws -> PreparedData {
+                               reduction: Reduction? = nil, progress: ProgressHandler? = nil) throws -> PreparedData {
         let reader = try open()
         let n = reader.variableNames.count, m = reader.inputNames.count
         var stats = DataStatistics(width: n + m)
@@ -108,6 +119,10 @@ public struct Trainer {
         }
         var warnings: [String] = []
         var std = stats.std
+        if reduction != nil {
+            let common = (std[0..<n].map { $0 * $0 }.reduce(0, +) / Double(n)).squareRoot()
+            for c in 0..<n { std[c] = common }
+        }
         for c in 0..<(n + m) where !(std[c] > 0) {
             std[c] = 1
             warnings.append("column '\(names[c])' is constant in the training data; it is centred but not scaled")
@@ -117,7 +132,7 @@ public struct Trainer {
         reservoir.standardise(norm)
         return PreparedData(path: path, variableNames: reader.variableNames, inputNames: reader.inputNames, delays: delays,
                             statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt,
-                            timesAreDates: (reader as? CSVReader)?.timesAreDates ?? false, warnings: warnings)
+                            timesAreDates: reader.timesAreDates, warnings: warnings, reduction: reduction)
     }
 
     /// Samples the hidden layer (METHOD.md, "Hidden layer").
@@ -187,9 +202,11 @@ public struct Trainer {
         var clock = Stopwatch()
         var seconds: [String: Double] = [:]
         let spec = config.data
-        let open: ReaderFactory = { try DataSource.open(spec) }
+        var open: ReaderFactory = { try DataSource.open(spec) }
+        let reduction = try config.pca.map { try EOFAnalysis.fit(open, components: $0, path: spec.path, progress: progress) }
+        if let reduction { open = reduction.wrap(open) }
         let data = try Trainer.prepare(open, path: spec.path, delays: config.delays, seed: config.seed, poolSize: config.swimPool,
-                                       chunkRows: config.chunkRows, progress: progress)
+                                       chunkRows: config.chunkRows, reduction: reduction, progress: progress)
         seconds["statistics"] = clock.lap()
         let layer = try Trainer.sample(data, sampler: config.sampler, width: config.width, activation: config.activation,
                                        scale: config.randomScale, seed: config.seed)
@@ -212,7 +229,7 @@ public struct Trainer {
             throw EddyError("the solve produced non-finite weights (condition ≈ \(Format.scientific(solution.condition))); raise --ridge")
         }
         let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta,
-                          climatology: Trainer.climatology(data))
+                          climatology: Trainer.climatology(data), eof: data.reduction?.basis)
         let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
                                     warnings: data.warnings + solution.warnings)
         return (model, report)
@@ -220,20 +237,30 @@ public struct Trainer {
 
     /// The climatology of the variables (not the inputs), when the data have a daily cycle.
     static func climatology(_ data: PreparedData) -> [Double]? {
-        guard let c = data.statistics.climatology, let p = data.statistics.period else { return nil }
-        let n = data.variableNames.count, w = n + data.inputNames.count
+        let s = data.reduction?.statistics ?? data.statistics
+        guard let c = s.climatology, let p = s.period else { return nil }
+        let n = data.outputNames.count, w = n + data.inputNames.count
         return (0..<(p * n)).map { c[($0 / n) * w + $0 % n] }
     }
 
     /// What the model records about its data beyond the names: how they were shaped, their range, the cycle.
     static func describe(_ data: PreparedData, spec: DataSpec, into meta: inout ModelMetadata) {
-        let n = data.variableNames.count
-        let s = data.statistics
+        let n = data.outputNames.count
+        let s = data.reduction?.statistics ?? data.statistics
+        meta.variables = data.outputNames
         meta.trainingRange = (0..<n).map { [s.minimum[$0], s.maximum[$0]] }
         meta.climatologyPeriod = s.period
-        if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil {
+        if let r = data.reduction {
+            meta.formatVersion = 2
+            meta.reduction = .init(components: r.basis.components, componentVariance: r.basis.variance, totalVariance: r.basis.totalVariance,
+                                   explained: r.basis.explained, scaling: "field")
+        }
+        let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil
+        if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil || netcdf {
             meta.shaping = .init(columns: spec.columns, inputs: spec.inputs, timeColumn: spec.timeColumn, angles: spec.angles, calendar: spec.calendar,
-                                 fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt, timesAreDates: data.timesAreDates)
+                                 fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt, timesAreDates: data.timesAreDates,
+                                 ncVariables: spec.ncVariables.isEmpty ? nil : spec.ncVariables, ncLevels: spec.ncLevels,
+                                 ncBox: spec.ncBox.map { [$0.latMin, $0.latMax, $0.lonMin, $0.lonMax] })
         }
     }
 

@@ -1,0 +1,227 @@
+import EddyTestSupport
+import Foundation
+import Testing
+@testable import Eddy
+
+/// The EOF reduction (`--pca K`): the streamed basis against a covariance formed directly in the test, the
+/// round trip through the components, and models that run on components but forecast the variables.
+@Suite struct EOFTests {
+    static let names = ["a[x=0]", "a[x=1]", "a[x=2]", "a[x=3]", "b@EWR", "b@JFK", "c"]
+
+    /// Rows of three fields in different units (a: a travelling wave around 1e4, b: two stations, c: a lone column),
+    /// correlated, with noise; an episode column splits them into two trajectories.
+    static func data(rows: Int = 400) -> [[Double]] {
+        var g = SeededGenerator(seed: 7)
+        func noise() -> Double { Double.random(in: -1...1, using: &g) }
+        return (0..<rows).map { t in
+            let s = Double(t) * 0.07
+            let a = (0..<4).map { 1e4 + 30 * sin(s - 0.8 * Double($0)) + 3 * noise() }
+            let b = [0.02 * cos(s) + 0.004 * noise(), 0.015 * cos(s + 0.3) + 0.004 * noise()]
+            return a + b + [5 * sin(2.1 * s) + noise()]
+        }
+    }
+
+    static func csv(_ rows: [[Double]]) throws -> String {
+        let path = try scratch("eddy-eof") + "/fields.csv"
+        var text = "episode," + names.joined(separator: ",") + "\n"
+        for (t, r) in rows.enumerated() { text += (t < rows.count / 2 ? "e0," : "e1,") + r.map { "\($0)" }.joined(separator: ",") + "\n" }
+        try writeText(text, path)
+        return path
+    }
+
+    /// Mean and covariance (two-pass, about the mean) formed directly from the rows.
+    static func covariance(_ rows: [[Double]]) -> (mean: [Double], cov: [[Double]]) {
+        let n = rows[0].count, count = Double(rows.count)
+        let mean = (0..<n).map { i in rows.map { $0[i] }.reduce(0, +) / count }
+        var cov = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        for r in rows { for i in 0..<n { for j in 0..<n { cov[i][j] += (r[i] - mean[i]) * (r[j] - mean[j]) / (count - 1) } } }
+        return (mean, cov)
+    }
+
+    func fit(_ path: String, components: Int, blockRows: Int = 4096) throws -> Reduction {
+        var spec = DataSpec(path: path)
+        spec.blockRows = blockRows
+        return try EOFAnalysis.fit({ try DataSource.open(spec) }, components: components, path: path)
+    }
+
+    /// With K = n the basis is a full eigendecomposition of the field-scaled covariance: orthonormal vectors with
+    /// `C v = λ v`, eigenvalues summing to its trace; each field shares one scale (the root of its mean variance);
+    /// any block size gives the same basis; K < n keeps the leading part.
+    @Test func basisIsTheEigenbasisOfTheScaledCovariance() throws {
+        let rows = EOFTests.data()
+        let path = try EOFTests.csv(rows)
+        let (mean, cov) = EOFTests.covariance(rows)
+        let n = mean.count
+        let full = try fit(path, components: n).basis
+        #expect(maxAbsDiff(full.mean, mean) < 1e-9)
+        let fieldOf = [0, 0, 0, 0, 1, 1, 2]
+        let expectedScale = (0..<n).map { i -> Double in
+            let members = (0..<n).filter { fieldOf[$0] == fieldOf[i] }
+            return (members.map { cov[$0][$0] }.reduce(0, +) / Double(members.count)).squareRoot()
+        }
+        #expect(relative(full.scale, expectedScale) < 1e-9, "\(full.scale) vs \(expectedScale)")
+        let scaled = (0..<n).map { i in (0..<n).map { j in cov[i][j] / (expectedScale[i] * expectedScale[j]) } }
+        let trace = (0..<n).map { scaled[$0][$0] }.reduce(0, +)
+        #expect(abs(full.totalVariance - trace) < 1e-9 * trace)
+        #expect(abs(full.variance.reduce(0, +) - trace) < 1e-9 * trace)
+        #expect(zip(full.variance, full.variance.dropFirst()).allSatisfy { $0 >= $1 })
+        for a in 0..<n {
+            let v = (0..<n).map { full.vectors[$0 * n + a] }
+            let cv = (0..<n).map { i in (0..<n).map { scaled[i][$0] * v[$0] }.reduce(0, +) }
+            #expect(maxAbsDiff(cv, v.map { $0 * full.variance[a] }) < 1e-9 * full.variance[0], "component \(a)")
+            for b in 0..<n {
+                let dot = (0..<n).map { full.vectors[$0 * n + a] * full.vectors[$0 * n + b] }.reduce(0, +)
+                #expect(abs(dot - (a == b ? 1 : 0)) < 1e-10)
+            }
+        }
+        // Block size does not matter; K < n is the leading part of the same basis.
+        let small = try fit(path, components: 3, blockRows: 7).basis
+        #expect(maxAbsDiff(small.variance, Array(full.variance.prefix(3))) < 1e-9 * full.variance[0])
+        for i in 0..<n { for j in 0..<3 { #expect(abs(small.vectors[i * 3 + j] - full.vectors[i * n + j]) < 1e-8) } }
+        #expect(abs(small.explained - full.variance.prefix(3).reduce(0, +) / trace) < 1e-12)
+    }
+
+    /// Projecting and reconstructing: exact with every component; with K, the mean squared reconstruction error in
+    /// scaled units equals the dropped variance times (N − 1)/N (the identity behind PCA).
+    @Test func roundTripThroughTheComponents() throws {
+        let rows = EOFTests.data()
+        let path = try EOFTests.csv(rows)
+        let n = EOFTests.names.count
+        for k in [n, 4, 2] {
+            let reduction = try fit(path, components: k, blockRows: 50)
+            let reader = reduction.wrap { try DataSource.open(DataSpec(path: path)) }
+            let projected = try reader()
+            #expect(projected.variableNames == (1...k).map { "pc\($0)" })
+            var pcs: [Double] = []
+            while let b = try projected.next() { pcs += b.values }
+            #expect(pcs.count == rows.count * k)
+            let back = reduction.basis.reconstruct(pcs, count: rows.count)
+            let flat = rows.flatMap { $0 }
+            if k == n {
+                #expect(relative(back, flat) < 1e-12)
+            } else {
+                let b = reduction.basis
+                var sq = 0.0
+                for idx in 0..<flat.count {
+                    let e = (back[idx] - flat[idx]) / b.scale[idx % n]
+                    sq += e * e
+                }
+                let dropped = b.totalVariance - b.variance.reduce(0, +)
+                let expected = dropped * Double(rows.count - 1) / Double(rows.count)
+                #expect(abs(sq / Double(rows.count) - expected) < 1e-8 * b.totalVariance, "K = \(k): \(sq / Double(rows.count)) vs \(expected)")
+            }
+        }
+    }
+
+    /// A model on K components of a gridded NetCDF field: it reads and forecasts the grid's variables, its forecasts
+    /// are the reconstruction of its component forecasts, they follow the field, and the model file keeps all of it.
+    @Test func modelOnComponentsForecastsTheGrid() throws {
+        let path = try scratch("eddy-eof-nc") + "/field.nc"
+        try GriddedFile.write(path, steps: 80)
+        var spec = DataSpec(path: path)
+        spec.ncVariables = ["t"]
+        var config = TrainingConfig(data: spec)
+        config.width = 40
+        config.delays = 2
+        config.ridge = 1e-8
+        config.pca = 5
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        #expect(model.metadata.variables.count == 40 && model.metadata.variables[0] == "t[level=500:lat=30:lon=0]")
+        #expect(model.layout.variables == 5 && model.metadata.reduction?.components == 5)
+        #expect(model.metadata.trainingRange?.count == 40)
+        #expect((model.metadata.reduction?.explained ?? 0) > 0.99)
+        #expect(model.metadata.shaping?.ncVariables == ["t"])
+        let (_, segments) = try DataSource.loadSegments(spec)
+        let cases = try Forecaster.cases(model: model, segments: segments, origins: .rows([40, 60]), horizon: 3, path: path)
+        let f = Forecaster.run(model: model, cases: cases, horizon: 3)
+        #expect(f.count == 2 * 3 * 40)
+        // The same forecast by hand: run in components, then x = mean + scale ⊙ V pc.
+        let z = Forecaster.runStandardised(model: model, cases: cases, horizon: 3)
+        let norm = model.normalisation, eof = model.eof!
+        for r in 0..<6 {
+            for i in 0..<40 {
+                var x = 0.0
+                for j in 0..<5 { x += eof.vectors[i * 5 + j] * (z[r * 5 + j] * norm.variableStd[j] + norm.variableMean[j]) }
+                #expect(abs(eof.mean[i] + eof.scale[i] * x - f[r * 40 + i]) < 1e-9 * abs(f[r * 40 + i]))
+            }
+        }
+        // Anomalies (the bump) are followed: error well below persistence.
+        var mse = 0.0, persistence = 0.0
+        for (c, fc) in cases.enumerated() {
+            let last = fc.history.suffix(40)
+            for idx in 0..<(3 * 40) {
+                mse += pow(f[c * 120 + idx] - fc.truth[idx], 2)
+                persistence += pow(last[last.startIndex + idx % 40] - fc.truth[idx], 2)
+            }
+        }
+        #expect(mse < 0.1 * persistence, "mse \(mse) persistence \(persistence)")
+        // The file keeps the EOFs: same forecasts after a round trip; format version 2.
+        let file = try scratch("eddy-eof-model") + "/m.safetensors"
+        try ModelFile.write(model, to: file)
+        let read = try ModelFile.read(file)
+        #expect(read.eof == model.eof)
+        #expect(read.metadata.formatVersion == 2)
+        #expect(Forecaster.run(model: read, cases: cases, horizon: 3) == f)
+        let evaluation = Evaluator.evaluate(model: read, cases: cases, forecasts: f, horizon: 3, lyapunov: nil)
+        #expect(evaluation.perVariableMSE.count == 40)
+    }
+
+    /// A sweep with `--pca` gives the same models as training each candidate directly with `--pca`.
+    @Test func sweepCandidatesEqualDirectTraining() throws {
+        let rows = EOFTests.data(rows: 600)
+        let path = try EOFTests.csv(rows)
+        var config = SweepConfig(data: DataSpec(path: path), validation: .fraction(0.25), widths: [10, 30], ridges: [1e-8, 1e-4], horizon: 5)
+        config.pca = 3
+        config.delays = [2]
+        var sweep = Sweep(config: config, backend: CPUBackend())
+        nonisolated(unsafe) var seen: [(SweepCandidate, Model)] = []
+        sweep.observer = { seen.append(($0, $1)) }
+        let result = try sweep.run()
+        #expect(seen.count == 4)
+        #expect(result.best.eof != nil && result.best.metadata.variables == EOFTests.names)
+        let lengths = try SplitReader.segmentLengths(try DataSource.open(DataSpec(path: path)))
+        let head = SplitReader(try DataSource.open(DataSpec(path: path)), lengths: lengths, fraction: 0.25, part: .head)
+        let headPath = try scratch("eddy-eof-head") + "/head.csv"
+        var text = "episode," + EOFTests.names.joined(separator: ",") + "\n"
+        while let b = try head.next() {
+            for r in 0..<b.rowCount { text += b.episode + "," + b.values[(r * 7)..<((r + 1) * 7)].map { "\($0)" }.joined(separator: ",") + "\n" }
+        }
+        try writeText(text, headPath)
+        let (_, segments) = try DataSource.loadSegments(DataSpec(path: path))
+        for (candidate, model) in seen {
+            var direct = TrainingConfig(data: DataSpec(path: headPath))
+            direct.width = candidate.width
+            direct.ridge = candidate.ridge
+            direct.delays = 2
+            direct.pca = 3
+            let (trained, _) = try Trainer(config: direct, backend: CPUBackend()).train()
+            #expect(maxAbsDiff(trained.eof!.vectors, model.eof!.vectors) < 1e-12)
+            let cases = try Forecaster.cases(model: trained, segments: segments, origins: .rows([5]), horizon: 10, path: "test")
+            let a = Forecaster.run(model: trained, cases: cases, horizon: 10)
+            let b = Forecaster.run(model: model, cases: cases, horizon: 10)
+            #expect(relative(b, a) <= 1e-8, "width \(candidate.width) ridge \(candidate.ridge)")
+        }
+    }
+
+    @Test func badRequests() throws {
+        let path = try EOFTests.csv(EOFTests.data(rows: 20))
+        var config = TrainingConfig(data: DataSpec(path: path))
+        config.width = 4
+        config.pca = 8
+        #expect(throws: EddyError.self) { try Trainer(config: config, backend: CPUBackend()).train() }
+        do { _ = try Trainer(config: config, backend: CPUBackend()).train() } catch {
+            #expect("\(error)".contains(path) && "\(error)".contains("--pca 8") && "\(error)".contains("(7)"), "\(error)")
+        }
+        config.pca = 0
+        do { _ = try Trainer(config: config, backend: CPUBackend()).train(); Issue.record("--pca 0 accepted") } catch {
+            #expect("\(error)".contains("--pca must be at least 1"), "\(error)")
+        }
+        // Control needs the system's own variables.
+        config.pca = 2
+        config.data.inputs = ["c"]
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        do { _ = try LiftedLinearModel(model); Issue.record("control accepted a --pca model") } catch {
+            #expect("\(error)".contains("principal components"), "\(error)")
+        }
+    }
+}
