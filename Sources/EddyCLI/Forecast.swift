@@ -37,14 +37,14 @@ struct Forecast: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forecast H steps ahead with a trained model, from the end of each trajectory or from given origins.",
         discussion: """
-        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin' when origins were given, 'step' (1…H) and one column per variable, in the data's units. An .npy output holds (B, H, n). Models with inputs take future inputs from the data, or from --future-inputs past its end.
+        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin' when origins were given, 'step' (1…H) and one column per variable, in the data's units. An .npy output holds (B, H, n). A .nc output puts gridded fields back on their grid: VAR(forecast, step, DIMS…) with the coordinates read from the variable names VAR[DIM=VALUE:…], plus origin_row, flag and the valid time. Models with inputs take future inputs from the data, or from --future-inputs past its end.
         Example: eddy forecast --model m.safetensors --data test.csv --episode-column episode --horizon 50 --out f.csv --plot f.svg
         """
     )
 
     @OptionGroup var options: ForecastOptions
     @Option(help: "CSV with the model's input columns (and the episode column): inputs for the steps past the end of the data.") var futureInputs: String?
-    @Option(help: "Output: .csv or .npy.") var out: String
+    @Option(help: "Output: .csv, .npy or .nc (netCDF, fields on their grid).") var out: String
     @Option(help: "Also draw truth and forecast per variable (the first forecast) as an SVG.") var plot: String?
 
     func run() throws {
@@ -64,7 +64,9 @@ struct Forecast: ParsableCommand {
             // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
             let diverged = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
             let firstBad = Dictionary(uniqueKeysWithValues: diverged.map { ($0.case, $0.step) })
-            if out.lowercased().hasSuffix(".npy") {
+            if out.lowercased().hasSuffix(".nc") {
+                try ForecastNetCDF.write(path: out, model: model, cases: cases, forecasts: values, horizon: h, firstDiverged: firstBad)
+            } else if out.lowercased().hasSuffix(".npy") {
                 let file = try AtomicFile(path: out)
                 try file.write(NPY.header(shape: [cases.count, h, n]))
                 try file.write(doubles: values)
@@ -99,7 +101,9 @@ struct Forecast: ParsableCommand {
             if !diverged.isEmpty {
                 printError("eddy: warning: \(diverged.count) of \(cases.count) forecasts turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
             }
-            print("wrote \(out): \(cases.count) forecast(s) × \(h) steps of \(model.metadata.variables.joined(separator: ","))\(plot.map { ", plot \($0)" } ?? "")")
+            let names = model.metadata.variables
+            let listed = names.count <= 12 ? names.joined(separator: ",") : "\(names.count) variables (\(names[0]) … \(names[names.count - 1]))"
+            print("wrote \(out): \(cases.count) forecast(s) × \(h) steps of \(listed)\(plot.map { ", plot \($0)" } ?? "")")
         }
     }
 }

@@ -243,3 +243,76 @@ struct GriddedFile {
         #expect(m.contains(flat) && m.contains("no time dimension") && m.contains("lat"), "\(m)")
     }
 }
+
+/// Forecasts of a gridded field written back on the grid (`eddy forecast --out f.nc`).
+@Suite struct ForecastNetCDFTests {
+    /// Reads a whole variable of a netCDF file as doubles, with its dimension names.
+    func read(_ path: String, _ name: String) throws -> (dims: [String], values: [Double]) {
+        try NetCDFLibrary.locked {
+            var nc: Int32 = 0, v: Int32 = 0, ndims: Int32 = 0
+            guard nc_open(path, NC_NOWRITE, &nc) == NC_NOERR else { throw EddyError("cannot open \(path)") }
+            defer { nc_close(nc) }
+            guard nc_inq_varid(nc, name, &v) == NC_NOERR else { throw EddyError("no variable \(name)") }
+            nc_inq_varndims(nc, v, &ndims)
+            var ids = [Int32](repeating: 0, count: Int(ndims))
+            nc_inq_vardimid(nc, v, &ids)
+            var names: [String] = [], total = 1
+            for id in ids {
+                var chars = [CChar](repeating: 0, count: Int(NC_MAX_NAME) + 1)
+                var length = 0
+                nc_inq_dim(nc, id, &chars, &length)
+                names.append(String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                total *= length
+            }
+            var values = [Double](repeating: 0, count: total)
+            guard nc_get_var_double(nc, v, &values) == NC_NOERR else { throw EddyError("cannot read \(name)") }
+            return (names, values)
+        }
+    }
+
+    @Test func forecastsGoBackOnTheGrid() throws {
+        let dir = try scratch("eddy-nc-forecast")
+        let path = dir + "/field.nc"
+        try GriddedFile.write(path, steps: 70)
+        var spec = DataSpec(path: path)
+        spec.ncVariables = ["t", "u"]
+        var config = TrainingConfig(data: spec)
+        config.width = 30
+        config.ridge = 1e-8
+        config.pca = 6
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        let (_, segments) = try DataSource.loadSegments(spec)
+        let cases = try Forecaster.cases(model: model, segments: segments, origins: .rows([30, 45]), horizon: 4, path: path)
+        let f = Forecaster.run(model: model, cases: cases, horizon: 4)
+        let out = dir + "/f.nc"
+        try ForecastNetCDF.write(path: out, model: model, cases: cases, forecasts: f, horizon: 4, firstDiverged: [1: 3])
+        let n = model.outputCount   // 40 points of t, then 20 of u
+        let t = try read(out, "t"), u = try read(out, "u")
+        #expect(t.dims == ["forecast", "step", "level", "lat", "lon"] && u.dims == ["forecast", "step", "lat", "lon"])
+        for r in 0..<8 {
+            #expect(Array(t.values[(r * 40)..<((r + 1) * 40)]) == Array(f[(r * n)..<(r * n + 40)]))
+            #expect(Array(u.values[(r * 20)..<((r + 1) * 20)]) == Array(f[(r * n + 40)..<(r * n + 60)]))
+        }
+        #expect(try read(out, "lat").values == GriddedFile.lats && read(out, "lon").values == GriddedFile.lons)
+        #expect(try read(out, "level").values == GriddedFile.levels)
+        #expect(try read(out, "flag").values == [0, 0, 0, 0, 0, 0, 1, 1])
+        #expect(try read(out, "origin_row").values == [30, 45])
+        let times = try read(out, "time").values
+        #expect(times[0] == GriddedFile.origin + 31 * 3600 && times[7] == GriddedFile.origin + 49 * 3600)
+        // A failed write leaves nothing behind.
+        #expect(throws: EddyError.self) {
+            try ForecastNetCDF.write(path: dir + "/missing/f.nc", model: model, cases: cases, forecasts: f, horizon: 4, firstDiverged: [:])
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["f.nc", "field.nc"])
+    }
+
+    /// Names that are not a full grid in C order are not taken for one.
+    @Test func gridLayoutParsing() {
+        let grid = GridLayout.parse(["t[lat=1:lon=0]", "t[lat=1:lon=5]", "t[lat=2:lon=0]", "t[lat=2:lon=5]", "p"])
+        #expect(grid?.variables.map(\.name) == ["t", "p"])
+        #expect(grid?.variables[0].dimensions.map(\.labels) == [["1", "2"], ["0", "5"]])
+        #expect(grid?.variables[1].columns == [4])
+        #expect(GridLayout.parse(["t[lat=1:lon=0]", "t[lat=2:lon=0]", "t[lat=1:lon=5]", "t[lat=2:lon=5]"]) == nil)   // not C order
+        #expect(GridLayout.parse(["t[lat=1:lon=0]", "t[lat=1:lon=5]", "t[lat=2:lon=0]"]) == nil)                    // not a full product
+    }
+}

@@ -9,7 +9,8 @@ import Darwin
 /// command never leaves a partial or corrupt output behind.
 public final class AtomicFile {
     public let path: String
-    private let temporaryPath: String
+    /// Where the bytes go until `commit()`; a library that writes by path (libnetcdf) may write here instead.
+    public let temporaryPath: String
     private var handle: UnsafeMutablePointer<FILE>?
     private var committed = false
 

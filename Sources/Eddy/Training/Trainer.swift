@@ -256,7 +256,8 @@ public struct Trainer {
                                    explained: r.basis.explained, scaling: "field")
         }
         let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil
-        if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil || netcdf {
+        if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil || netcdf
+            || data.timesAreDates {
             meta.shaping = .init(columns: spec.columns, inputs: spec.inputs, timeColumn: spec.timeColumn, angles: spec.angles, calendar: spec.calendar,
                                  fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt, timesAreDates: data.timesAreDates,
                                  ncVariables: spec.ncVariables.isEmpty ? nil : spec.ncVariables, ncLevels: spec.ncLevels,
