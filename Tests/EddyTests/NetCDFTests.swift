@@ -175,6 +175,23 @@ struct GriddedFile {
         #expect(abs(mid - (GriddedFile.t(19, 0, 1, 2) + GriddedFile.t(21, 0, 1, 2)) / 2) < 1e-12)
     }
 
+    /// Calendar inputs from the CF times are inputs of their own, after the selected elements (hour of day, as sine/cosine).
+    @Test func calendarInputsFromCFTimes() throws {
+        var spec = DataSpec(path: try file(30))
+        spec.ncVariables = ["u"]
+        spec.calendar = [.hour]
+        let (reader, blocks) = try read(spec)
+        #expect(reader.inputNames == ["hour_sin", "hour_cos"] && reader.variableNames.count == 20)
+        #expect(reader.validCounts == [Int](repeating: 30, count: 22))
+        let rows = blocks.flatMap(\.values)
+        #expect(rows.count == 30 * 22)
+        for step in [0, 7, 29] {
+            let angle = 2 * Double.pi * Double(step % 24) / 24
+            #expect(abs(rows[step * 22 + 20] - sin(angle)) < 1e-12 && abs(rows[step * 22 + 21] - cos(angle)) < 1e-12)
+            #expect(rows[step * 22] == GriddedFile.u(step, 0, 0))
+        }
+    }
+
     /// `Trainer` trains on a NetCDF field (a tiny width) and its variables are the flattened names.
     @Test func trainsOnAGriddedField() throws {
         var spec = DataSpec(path: try file())

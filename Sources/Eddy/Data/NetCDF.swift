@@ -60,7 +60,10 @@ public final class NetCDFReader: RowReader {
     public let variableNames: [String]
     public let inputNames: [String]
     public var inferredDt: Double? { shaper.dt }
-    public private(set) var validCounts: [Int]
+    /// Valid values per selected element, then the calendar inputs (valid in every time step read).
+    public var validCounts: [Int] { counts + [Int](repeating: step, count: 2 * calendarCount) }
+    private var counts: [Int]
+    private let calendarCount: Int
     /// Times came from CF units `UNIT since DATE` (seconds since 1970).
     public private(set) var timesAreDates = false
     public var filledRows: Int { shaper.filledRows }
@@ -302,10 +305,11 @@ public final class NetCDFReader: RowReader {
             }
             picked = variables + inputs
             variableNames = variables.map { names[$0] }
-            inputNames = inputs.map { names[$0] }
+            inputNames = inputs.map { names[$0] } + spec.calendar.flatMap(\.inputNames)
+            calendarCount = spec.calendar.count
             self.plans = plans
             full = [Double](repeating: 0, count: names.count)
-            validCounts = [Int](repeating: 0, count: picked.count)
+            counts = [Int](repeating: 0, count: picked.count)
 
             // Times.
             if let c = try coordinate(timeDim) {
@@ -368,7 +372,7 @@ public final class NetCDFReader: RowReader {
                 }
             }
             let row = picked.map { full[$0] }
-            for (k, v) in row.enumerated() where !v.isNaN { validCounts[k] += 1 }
+            for (k, v) in row.enumerated() where !v.isNaN { counts[k] += 1 }
             try shaper.add(RawRow(episode: "0", time: times?[step], values: row, line: step))
             step += 1
             if step == steps { shaper.finish() }
