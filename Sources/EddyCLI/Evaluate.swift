@@ -70,7 +70,7 @@ struct Evaluate: ParsableCommand {
             }
             if baselines || reportSteps != nil {
                 print("")
-                print(comparisonTable(comparison))
+                print(comparisonTable(comparison.byField()))
             }
             if !diverged.isEmpty {
                 print("")
@@ -112,7 +112,7 @@ func evaluationJSON(_ r: Evaluation) -> JSON {
 func comparisonTable(_ c: Comparison) -> String {
     var lines: [String] = []
     let methods = c.mse.map(\.method)
-    lines.append("per-variable MSE (data units) on \(c.origins) origins" + (methods.count > 1 ? "; skill = 1 − MSE(eddy)/MSE(baseline)" : ""))
+    lines.append("per-variable MSE (data units; a gridded field's mean over its points) on \(c.origins) origins" + (methods.count > 1 ? "; skill = 1 − MSE(eddy)/MSE(baseline)" : ""))
     for (si, step) in c.steps.enumerated() {
         lines.append("")
         var head = pad("step \(step)", 18) + methods.map { pad($0, 13) }.joined()

@@ -29,7 +29,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Activation: tanh or relu.") var activation = "tanh"
     @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
     @Option(help: "SWIM candidate pool size.") var swimPool = 65536
-    @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; the best model forecasts the variables.") var pca: Int?
+    @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(help: "How each width's ridges are solved: auto, eigh or cholesky.") var sweepSolver = "auto"
@@ -79,7 +79,7 @@ struct SweepCommand: ParsableCommand {
             config.randomScale = scale
             config.swimPool = swimPool
             config.chunkRows = chunkRows
-            config.pca = pca
+            config.pca = try pca.map { try numbers($0, "--pca") }
             config.dt = dt
             config.solver = try parseChoice(sweepSolver, "--sweep-solver")
             config.sampleWidth = sampleWidth
@@ -101,9 +101,11 @@ struct SweepCommand: ParsableCommand {
             if let line = pcaLine(result.best) { print(line) }
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
             print("")
-            print("rank  form       width  ridge     delays  sampler  seed  score (std MSE)  " + (lyapunov == nil ? "VPT steps  " : "VPT (Λt)   ") + "condition")
+            let pcaColumn = config.pca != nil
+            print("rank  form       width  ridge     delays  " + (pcaColumn ? "pca   " : "") + "sampler  seed  score (std MSE)  " + (lyapunov == nil ? "VPT steps  " : "VPT (Λt)   ") + "condition")
             for (i, c) in result.candidates.prefix(top).enumerated() {
                 print(pad("\(i + 1)", 6) + pad(c.form.rawValue, 11) + pad("\(c.width)", 7) + pad(Format.scientific(c.ridge, 0), 10) + pad("\(c.delays)", 8)
+                      + (pcaColumn ? pad(c.pca.map { "\($0)" } ?? "", 6) : "")
                       + pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17) + pad(Format.general(c.validPredictionLyapunov ?? c.validPredictionSteps), 11)
                       + Format.scientific(c.condition, 1))
             }
@@ -113,10 +115,10 @@ struct SweepCommand: ParsableCommand {
 }
 
 func sweepCSV(_ r: SweepResult) -> String {
-    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite\n"
+    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite,pca\n"
     for (i, c) in r.candidates.enumerated() {
         text += "\(i + 1),\(c.form.rawValue),\(c.width),\(c.ridge),\(c.delays),\(c.sampler.rawValue),\(c.seed),\(c.score),\(c.validPredictionSteps),"
-        text += "\(c.validPredictionLyapunov.map { "\($0)" } ?? ""),\(c.condition),\(c.solver.rawValue),\(c.nonFinite)\n"
+        text += "\(c.validPredictionLyapunov.map { "\($0)" } ?? ""),\(c.condition),\(c.solver.rawValue),\(c.nonFinite),\(c.pca.map { "\($0)" } ?? "")\n"
     }
     return text
 }
@@ -132,7 +134,7 @@ func sweepJSON(_ r: SweepResult) -> JSON {
                 "sampler": .string(c.sampler.rawValue), "seed": .number(Double(c.seed)), "score": .number(c.score),
                 "vpt_steps": .number(c.validPredictionSteps), "vpt_lyapunov": .optional(c.validPredictionLyapunov),
                 "condition": .number(c.condition), "solver": .string(c.solver.rawValue), "non_finite": .int(c.nonFinite),
-            ])
+            ] + (c.pca.map { [("pca", JSON.int($0))] } ?? []))
         }),
     ])
 }
@@ -144,7 +146,7 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
     for c in r.candidates {
         let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))"
             + (config.delays.count > 1 ? " k=\(c.delays)" : "") + (config.samplers.count > 1 ? " \(c.sampler.rawValue)" : "")
-            + (config.seeds.count > 1 ? " seed \(c.seed)" : "")
+            + (config.seeds.count > 1 ? " seed \(c.seed)" : "") + ((config.pca?.count ?? 0) > 1 ? " pca \(c.pca ?? 0)" : "")
         if groups[key] == nil { keys.append(key) }
         groups[key, default: []].append((Double(c.width), c.score))
     }

@@ -166,18 +166,20 @@ import Testing
         #expect(evaluation.perVariableMSE.count == 40)
     }
 
-    /// A sweep with `--pca` gives the same models as training each candidate directly with `--pca`.
+    /// A sweep with `--pca 2,3` gives the same models as training each candidate directly with its `--pca`: the
+    /// 2-component basis is the leading part of the 3-component one, fitted once.
     @Test func sweepCandidatesEqualDirectTraining() throws {
         let rows = EOFTests.data(rows: 600)
         let path = try EOFTests.csv(rows)
         var config = SweepConfig(data: DataSpec(path: path), validation: .fraction(0.25), widths: [10, 30], ridges: [1e-8, 1e-4], horizon: 5)
-        config.pca = 3
+        config.pca = [2, 3]
         config.delays = [2]
         var sweep = Sweep(config: config, backend: CPUBackend())
         nonisolated(unsafe) var seen: [(SweepCandidate, Model)] = []
         sweep.observer = { seen.append(($0, $1)) }
         let result = try sweep.run()
-        #expect(seen.count == 4)
+        #expect(seen.count == 8 && result.passes == 2)
+        #expect(Set(seen.map { $0.0.pca }) == [2, 3])
         #expect(result.best.eof != nil && result.best.metadata.variables == EOFTests.names)
         let lengths = try SplitReader.segmentLengths(try DataSource.open(DataSpec(path: path)))
         let head = SplitReader(try DataSource.open(DataSpec(path: path)), lengths: lengths, fraction: 0.25, part: .head)
@@ -193,8 +195,9 @@ import Testing
             direct.width = candidate.width
             direct.ridge = candidate.ridge
             direct.delays = 2
-            direct.pca = 3
+            direct.pca = candidate.pca
             let (trained, _) = try Trainer(config: direct, backend: CPUBackend()).train()
+            #expect(model.eof!.components == candidate.pca)
             #expect(maxAbsDiff(trained.eof!.vectors, model.eof!.vectors) < 1e-12)
             let cases = try Forecaster.cases(model: trained, segments: segments, origins: .rows([5]), horizon: 10, path: "test")
             let a = Forecaster.run(model: trained, cases: cases, horizon: 10)

@@ -90,6 +90,16 @@ public struct Reduction: Sendable {
     public var statistics: DataStatistics
     public var variableNames: [String]
 
+    /// The leading `k` components of this reduction (the same EOFs, fewer of them).
+    public func truncated(to k: Int) -> Reduction {
+        var r = self
+        let old = basis.components
+        r.basis.components = k
+        r.basis.variance = Array(basis.variance.prefix(k))
+        r.basis.vectors = (0..<(basis.columns * k)).map { basis.vectors[($0 / k) * old + $0 % k] }
+        return r
+    }
+
     /// Readers of the components in place of the columns.
     public func wrap(_ open: @escaping ReaderFactory) -> ReaderFactory {
         let basis = basis

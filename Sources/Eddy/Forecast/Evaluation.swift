@@ -176,6 +176,27 @@ public struct Comparison: Sendable {
     /// Method name → [step index][variable] mean squared error in data units (NaN where no truth).
     public var mse: [(method: String, values: [[Double]])]
     public var origins: Int
+
+    /// The grid points of each gridded field (`VAR[DIM=VALUE:…]`) averaged into one row `VAR (N points)`; the other
+    /// variables (station columns, `NAME@STATION`) stay as they are. A table of thousands of grid points says less.
+    public func byField() -> Comparison {
+        var rows: [(name: String, members: [Int])] = []
+        for (i, v) in variables.enumerated() {
+            guard let open = v.firstIndex(of: "[") else { rows.append((v, [i])); continue }
+            let field = String(v[..<open])
+            if let r = rows.firstIndex(where: { $0.name == field && variables[$0.members[0]].contains("[") }) {
+                rows[r].members.append(i)
+            } else {
+                rows.append((field, [i]))
+            }
+        }
+        guard rows.count < variables.count else { return self }
+        let names = rows.map { variables[$0.members[0]].contains("[") ? "\($0.name) (\($0.members.count) points)" : $0.name }
+        let averaged = mse.map { m in
+            (method: m.method, values: m.values.map { step in rows.map { r in r.members.map { step[$0] }.reduce(0, +) / Double(r.members.count) } })
+        }
+        return Comparison(variables: names, steps: steps, mse: averaged, origins: origins)
+    }
 }
 
 extension Evaluator {

@@ -82,6 +82,8 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var seeds: [UInt64]
         public var delays: [Int]
         public var candidates: Int
+        /// The numbers of principal components tried (`--pca`), nil without a reduction.
+        public var pca: [Int]? = nil
     }
 
     public struct TrainingData: Codable, Sendable, Equatable {

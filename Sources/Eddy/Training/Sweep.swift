@@ -38,8 +38,9 @@ public struct SweepConfig: Sendable {
     public var solver: SweepSolver = .auto
     /// The width to sample (default: the largest of `widths`).
     public var sampleWidth: Int?
-    /// Reduce the variables to their leading K EOFs first (fitted on the training part only).
-    public var pca: Int?
+    /// Reduce the variables to their leading K EOFs first (fitted on the training part only), for each K listed
+    /// (strictly increasing; one fit for the largest, whose leading columns are every smaller basis; one pass each).
+    public var pca: [Int]?
 
     public init(data: DataSpec, validation: ValidationSource, widths: [Int], ridges: [Double], horizon: Int) {
         self.data = data
@@ -66,7 +67,10 @@ public struct SweepConfig: Sendable {
         }
         if ridges[0] < 0 || !(ridges.last!.isFinite) { throw EddyError("--ridges must be finite and ≥ 0") }
         if delays[0] < 1 { throw EddyError("--delays must be ≥ 1, got \(delays[0])") }
-        if let k = pca, k < 1 { throw EddyError("--pca must be at least 1, got \(k)") }
+        if let list = pca {
+            try increasing(list, "--pca")
+            if list[0] < 1 { throw EddyError("--pca must be at least 1, got \(list[0])") }
+        }
         if forms.isEmpty || Set(forms).count != forms.count { throw EddyError("--forms must name each form at most once") }
         if samplers.isEmpty || Set(samplers).count != samplers.count { throw EddyError("--samplers must name each sampler at most once") }
         if seeds.isEmpty { throw EddyError("--seeds must give at least one seed") }
@@ -97,6 +101,8 @@ public struct SweepCandidate: Sendable {
     public var condition: Double
     public var nonFinite: Int
     public var solver: SolverKind
+    /// Principal components of the state (`--pca`), nil without a reduction.
+    public var pca: Int? = nil
 }
 
 public struct SweepResult: Sendable {
@@ -160,8 +166,9 @@ public struct Sweep {
         if validationSegments.isEmpty {
             throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
         }
-        let reduction = try config.pca.map { try EOFAnalysis.fit(open, components: $0, path: spec.path, progress: progress) }
-        if let reduction { open = reduction.wrap(open) }
+        let fitted = try config.pca.map { try EOFAnalysis.fit(open, components: $0.last!, path: spec.path, progress: progress) }
+        let reductions: [Reduction?] = config.pca.map { list in list.map { fitted!.truncated(to: $0) } } ?? [nil]
+        let rawOpen = open
         let sampleWidth = config.sampleWidth ?? config.widths.last!
         let accumulateForm: Form = config.forms.contains(.koopman) ? .koopman : .recurrent
         var candidates: [SweepCandidate] = []
@@ -169,7 +176,9 @@ public struct Sweep {
         var bestScore = Double.infinity
         var passes = 0
         var origins = 0
-        let total = config.delays.count * config.samplers.count * config.seeds.count
+        let total = reductions.count * config.delays.count * config.samplers.count * config.seeds.count
+        for reduction in reductions {
+        let open = reduction?.wrap(rawOpen) ?? rawOpen
         for delays in config.delays {
             for sampler in config.samplers {
                 for seed in config.seeds {
@@ -226,7 +235,8 @@ public struct Sweep {
                                     sampler: sampler, seed: seed, delays: delays, width: width, ridge: ridge, form: form, score: score,
                                     validPredictionSteps: ev.validPredictionTime.medianSteps,
                                     validPredictionLyapunov: ev.validPredictionTime.medianLyapunovTimes,
-                                    condition: s.solution.condition, nonFinite: ev.nonFiniteForecasts, solver: s.solver))
+                                    condition: s.solution.condition, nonFinite: ev.nonFiniteForecasts, solver: s.solver,
+                                    pca: reduction?.basis.components))
                                 observer?(candidates[candidates.count - 1], model)
                                 if score < bestScore || bestModel == nil {
                                     bestScore = score
@@ -240,12 +250,13 @@ public struct Sweep {
                 }
             }
         }
+        }
         candidates.sort { ($0.score, $0.width) < ($1.score, $1.width) }
         var best = bestModel!
         best.metadata.sweep = .init(validation: validationPath, score: bestScore.isFinite ? bestScore : nil,
                                     scoreSteps: config.scoreSteps ?? Array(1...config.horizon), horizon: config.horizon,
                                     widths: config.widths, ridges: config.ridges, forms: config.forms, samplers: config.samplers,
-                                    seeds: config.seeds, delays: config.delays, candidates: candidates.count)
+                                    seeds: config.seeds, delays: config.delays, candidates: candidates.count, pca: config.pca)
         if !bestScore.isFinite {
             warnings.append("no candidate gave finite validation forecasts; the written model is the first one tried")
         }
