@@ -56,7 +56,9 @@ struct DataOptions: ParsableArguments {
     /// The spec for new data read by a model: the model's columns and shaping unless given here.
     func spec(for model: Model) throws -> DataSpec {
         let shaping = model.metadata.shaping
-        var s = DataSpec(path: data, columns: columns.map(splitList) ?? shaping?.columns ?? (shaping == nil ? model.metadata.variables : nil),
+        // The model's variables are the columns themselves unless angles or a pivot renamed them.
+        let renamed = shaping.map { $0.pivot != nil || !$0.angles.isEmpty } ?? false
+        var s = DataSpec(path: data, columns: columns.map(splitList) ?? shaping?.columns ?? (renamed ? nil : model.metadata.variables),
                          inputs: inputs.map(splitList) ?? shaping?.inputs ?? model.metadata.inputs,
                          episodeColumn: episodeColumn ?? (shaping?.pivot == nil ? model.metadata.training.episodeColumn : nil))
         if let shaping {
