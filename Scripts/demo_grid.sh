@@ -4,7 +4,7 @@
 # January–March on its leading EOFs with hour-of-day inputs and chooses their number (--pca 20,40,80), delays, width
 # and ridge on April;
 # May–June are the test: 1 h, 6 h and 24 h errors over the grid against persistence, the last day and the hour-of-day
-# climatology; the forecasts go back on the grid as netCDF. About 20 s after the build on 2 cores.
+# climatology; the forecasts go back on the grid as netCDF, and grid-map.svg maps truth, forecast and error. About 20 s after the build on 2 cores.
 # Usage: Scripts/demo_grid.sh [OUTDIR]   (default: ./out/grid; needs Scripts/setup.sh's packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +24,4 @@ echo "== test: May–June, an origin every 6 h, 1 h / 6 h / 24 h ahead =="
 "$eddy" evaluate --model "$out/grid.safetensors" --data "$out/field.nc" --from 2000-05-01 --horizon 24 --origins every:6 \
   --report-steps 1,6,24 --baselines --every 6
 "$eddy" forecast --model "$out/grid.safetensors" --data "$out/field.nc" --from 2000-05-01 --horizon 24 --origins every:24 \
-  --out "$out/grid-forecasts.nc"
+  --out "$out/grid-forecasts.nc" --plot "$out/grid-map.svg"

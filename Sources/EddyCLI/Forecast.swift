@@ -120,15 +120,17 @@ extension String {
     }
 }
 
-/// Truth (history and what followed) and forecast, one panel per variable, time in the model's units.
+/// Truth (history and what followed) and forecast, one panel per variable (at most 16), time in the model's units;
+/// maps of truth, forecast and error for gridded fields.
 func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int) -> String {
-    let n = model.outputCount, k = model.layout.delays
+    if let map = MapPlot.forecast(model: model, case: fc, forecast: forecast, horizon: horizon) { return map.render() }
+    let n = model.outputCount, k = model.layout.delays, shown = min(n, 16)
     // Clock times in seconds read better in hours.
     let hours = model.metadata.shaping?.timeColumn != nil && model.metadata.dt >= 3600
     let dt = hours ? model.metadata.dt / 3600 : model.metadata.dt
     let xLabel = hours ? "hours after origin" : "time after origin"
     var panels: [LinePlot.Panel] = []
-    for i in 0..<n {
+    for i in 0..<shown {
         let hist = stride(from: i, to: fc.history.count, by: n).map { fc.history[$0] }
         let truth = stride(from: i, to: fc.truth.count, by: n).map { fc.truth[$0] }
         let tHist = (0..<hist.count).map { Double($0 - (k - 1)) * dt }
@@ -139,5 +141,6 @@ func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: I
                                       y: [hist.last ?? .nan] + f, dashed: true))
         panels.append(LinePlot.Panel(title: model.metadata.variables[i], xLabel: xLabel, yLabel: model.metadata.variables[i], series: series))
     }
-    return LinePlot(title: "Forecast from trajectory \(fc.episode), origin row \(fc.origin)", panels: panels).render()
+    let more = shown < n ? " (the first \(shown) of \(n) variables)" : ""
+    return LinePlot(title: "Forecast from trajectory \(fc.episode), origin row \(fc.origin)\(more)", panels: panels).render()
 }
