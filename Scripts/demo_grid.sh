@@ -2,9 +2,9 @@
 # The gridded workflow end to end, on a synthetic field shaped like reanalysis data: `eddy generate tracer` writes
 # half a year of an hourly field q(time, lat, lon) on a 32 × 64 grid (2048 variables) as CF netCDF; a sweep trains on
 # January–March on its leading EOFs with hour-of-day inputs and chooses their number (--pca 20,40,80), delays, width
-# and ridge on April;
-# May–June are the test: 1 h, 6 h and 24 h errors over the grid against persistence, the last day and the hour-of-day
-# climatology; the forecasts go back on the grid as netCDF, and grid-map.svg maps truth, forecast and error. About 20 s after the build on 2 cores.
+# and ridge on April; May–June are the test: 1 h, 6 h and 24 h errors over the grid against persistence, the last day
+# and the hour-of-day climatology. The forecasts go back on the grid as netCDF, and grid-map.svg maps truth, forecast
+# and error. About 5 s after the build on 2 cores.
 # Usage: Scripts/demo_grid.sh [OUTDIR]   (default: ./out/grid; needs Scripts/setup.sh's packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
