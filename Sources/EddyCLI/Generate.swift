@@ -71,6 +71,9 @@ struct Generate: ParsableCommand {
     }
 
     func tracer() throws {
+        if trajectories != 1 || dt != nil || transient != nil || initialRange != nil {
+            throw EddyError("tracer writes one hourly trajectory after 10 days of spin-up: --trajectories, --dt, --transient and --initial-range do not apply")
+        }
         var options = TracerOptions(steps: steps)
         options.latitudes = lat
         options.longitudes = lon

@@ -206,6 +206,29 @@ import Testing
         }
     }
 
+    /// A constant column is kept (centred, scale 1) and never makes standardised errors or sweep scores undefined.
+    @Test func constantColumn() throws {
+        let rows = EOFTests.data(rows: 300).map { $0 + [4.0] }
+        let dir = try scratch("eddy-eof-constant")
+        var text = "episode," + (EOFTests.names + ["k"]).joined(separator: ",") + "\n"
+        for r in rows { text += "e0," + r.map { "\($0)" }.joined(separator: ",") + "\n" }
+        try writeText(text, dir + "/c.csv")
+        var config = TrainingConfig(data: DataSpec(path: dir + "/c.csv"))
+        config.width = 20
+        config.pca = 3
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        #expect(model.outputStd.last == 1 && model.eof!.scale.last == 1)
+        let (_, segments) = try DataSource.loadSegments(DataSpec(path: dir + "/c.csv"))
+        let cases = try Forecaster.cases(model: model, segments: segments, origins: .every(stride: 20), horizon: 5, path: "c.csv")
+        let f = Forecaster.run(model: model, cases: cases, horizon: 5)
+        #expect(stride(from: 7, to: f.count, by: 8).allSatisfy { abs(f[$0] - 4) < 1e-9 })
+        let ev = Evaluator.evaluate(model: model, cases: cases, forecasts: f, horizon: 5, lyapunov: nil)
+        #expect(ev.mseStandardised.isFinite)
+        var sweep = SweepConfig(data: DataSpec(path: dir + "/c.csv"), validation: .fraction(0.3), widths: [10], ridges: [1e-6], horizon: 5)
+        sweep.pca = [2, 3]
+        #expect(try Sweep(config: sweep, backend: CPUBackend()).run().candidates.allSatisfy { $0.score.isFinite })
+    }
+
     @Test func badRequests() throws {
         let path = try EOFTests.csv(EOFTests.data(rows: 20))
         var config = TrainingConfig(data: DataSpec(path: path))

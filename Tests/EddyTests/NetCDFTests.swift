@@ -331,6 +331,31 @@ struct GriddedFile {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["f.nc", "field.nc"])
     }
 
+    /// Plain columns whose names netCDF output uses itself (`step`, `flag`) get a suffix; a writer that fails after
+    /// creating its file leaves nothing behind.
+    @Test func clashingNamesAndFailedWrites() throws {
+        let dir = try scratch("eddy-nc-names")
+        var text = "step,flag\n"
+        for t in 0..<80 { text += "\(sin(0.2 * Double(t))),\(cos(0.2 * Double(t)))\n" }
+        try writeText(text, dir + "/d.csv")
+        var config = TrainingConfig(data: DataSpec(path: dir + "/d.csv"))
+        config.width = 10
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        let (_, segments) = try DataSource.loadSegments(DataSpec(path: dir + "/d.csv", columns: ["step", "flag"]))
+        let cases = try Forecaster.cases(model: model, segments: segments, origins: .rows([10]), horizon: 3, path: "d.csv")
+        let f = Forecaster.run(model: model, cases: cases, horizon: 3)
+        try ForecastNetCDF.write(path: dir + "/f.nc", model: model, cases: cases, forecasts: f, horizon: 3, firstDiverged: [:])
+        #expect(try read(dir + "/f.nc", "step_2").values == [f[0], f[2], f[4]])
+        #expect(try read(dir + "/f.nc", "flag_2").values == [f[1], f[3], f[5]])
+        #expect(try read(dir + "/f.nc", "step").values == [1, 2, 3])
+        do {
+            let writer = try NetCDFWriter(path: dir + "/broken.nc")
+            _ = try writer.dimension("x", 3)
+            #expect(throws: EddyError.self) { _ = try writer.variable("v", [42]) }   // no such dimension
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["d.csv", "f.nc"])
+    }
+
     /// Names that are not a full grid in C order are not taken for one.
     @Test func gridLayoutParsing() {
         let grid = GridLayout.parse(["t[lat=1:lon=0]", "t[lat=1:lon=5]", "t[lat=2:lon=0]", "t[lat=2:lon=5]", "p"])

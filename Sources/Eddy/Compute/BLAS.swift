@@ -59,6 +59,20 @@ enum LAPACK {
         return (w, info)
     }
 
+    /// The `k` largest eigenpairs of a symmetric matrix (`dsyevr`, upper triangle; `a` is destroyed): eigenvalues
+    /// ascending and the eigenvectors as the columns of an `n × k` row-major matrix.
+    static func syevrLargest(_ a: inout [Double], n: Int, k: Int) -> (values: [Double], vectors: [Double], info: Int32) {
+        var w = [Double](repeating: 0, count: n)
+        var z = [Double](repeating: 0, count: n * k)
+        var support = [Int32](repeating: 0, count: 2 * max(1, k))
+        var found: Int32 = 0
+        let info = a.withUnsafeMutableBufferPointer { p in
+            LAPACKE_dsyevr(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "I")), upper, Int32(n), p.baseAddress, Int32(n),
+                           0, 0, Int32(n - k + 1), Int32(n), 0, &found, &w, &z, Int32(k), &support)
+        }
+        return (Array(w.prefix(Int(found))), z, info)
+    }
+
     /// Minimum-norm least squares by SVD (divide and conquer): `a` is rows×cols, `b` rows×nrhs (overwritten;
     /// the solution is its first `cols` rows). Returns the singular values and the effective rank.
     static func gelsd(_ a: inout [Double], rows: Int, cols: Int, _ b: inout [Double], nrhs: Int, rcond: Double) -> (singular: [Double], rank: Int, info: Int32) {

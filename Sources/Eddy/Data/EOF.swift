@@ -108,12 +108,13 @@ public struct Reduction: Sendable {
 }
 
 public enum EOFAnalysis {
-    /// Columns above this need a covariance of more than 512 MiB.
+    /// The covariance of this many columns takes 512 MiB (it is the fit's only n² array: the eigensolver
+    /// overwrites it and returns just the K leading vectors).
     public static let maximumColumns = 8192
 
     /// One streamed pass: means and the covariance of the columns (`Σ (x − s)(x − s)ᵀ` about the first row `s`,
     /// summed by SYRK over blocks of rows, in double), then the leading `components` eigenvectors of the scaled
-    /// covariance. Memory is O(n²), independent of the number of rows.
+    /// covariance (LAPACK `dsyevr`, only those K). Memory is one n × n array, independent of the number of rows.
     public static func fit(_ open: ReaderFactory, components k: Int, path: String, progress: ProgressHandler? = nil) throws -> Reduction {
         let reader = try open()
         let n = reader.variableNames.count, m = reader.inputNames.count
@@ -141,7 +142,7 @@ public enum EOFAnalysis {
         while let block = try reader.next() {
             stats.add(block, width: n + m, dt: reader.inferredDt)
             if shift == nil, block.rowCount > 0 { shift = Array(block.values[0..<n]) }
-            let s = shift!
+            guard let s = shift else { continue }
             for r in 0..<block.rowCount {
                 let base = r * (n + m)
                 for i in 0..<n { buffer[buffered * n + i] = block.values[base + i] - s[i] }
@@ -158,9 +159,10 @@ public enum EOFAnalysis {
         // Covariance about the mean: Σ(x−s)(x−s)ᵀ − N d dᵀ with d = mean − s, over N − 1 (upper triangle).
         let d = (0..<n).map { stats.mean[$0] - s[$0] }
         let N = Double(rows)
-        var cov = [Double](repeating: 0, count: n * n)
+        var cov = sums   // becomes the covariance in place (the upper triangle is all that is read)
+        sums = []
         for i in 0..<n {
-            for j in i..<n { cov[i * n + j] = (sums[i * n + j] - N * d[i] * d[j]) / (N - 1) }
+            for j in i..<n { cov[i * n + j] = (cov[i * n + j] - N * d[i] * d[j]) / (N - 1) }
         }
         let columnVariance = (0..<n).map { max(0, cov[$0 * n + $0]) }
         // One scale per field: the root of its columns' mean variance.
@@ -180,18 +182,21 @@ public enum EOFAnalysis {
             for j in i..<n { cov[i * n + j] /= scale[i] * scale[j] }
             total += cov[i * n + i]
         }
-        let (values, info) = LAPACK.syevd(&cov, n: n)
-        guard info == 0 else { throw EddyError("\(path): the eigendecomposition of the covariance failed (LAPACK info \(info))") }
+        let (values, z, info) = LAPACK.syevrLargest(&cov, n: n, k: k)
+        cov = []
+        guard info == 0, values.count == k else {
+            throw EddyError("\(path): the eigendecomposition of the covariance failed (LAPACK info \(info), \(values.count) of \(k) eigenpairs)")
+        }
         // Leading K, descending; each vector's largest entry made positive, so the basis does not depend on LAPACK's signs.
         var vectors = [Double](repeating: 0, count: n * k)
         var variance = [Double](repeating: 0, count: k)
         for j in 0..<k {
-            let c = n - 1 - j
+            let c = k - 1 - j
             variance[j] = max(0, values[c])
             var big = 0
-            for i in 0..<n where abs(cov[i * n + c]) > abs(cov[big * n + c]) { big = i }
-            let sign: Double = cov[big * n + c] < 0 ? -1 : 1
-            for i in 0..<n { vectors[i * k + j] = sign * cov[i * n + c] }
+            for i in 0..<n where abs(z[i * k + c]) > abs(z[big * k + c]) { big = i }
+            let sign: Double = z[big * k + c] < 0 ? -1 : 1
+            for i in 0..<n { vectors[i * k + j] = sign * z[i * k + c] }
         }
         let basis = EOFBasis(columns: n, components: k, mean: Array(stats.mean[0..<n]), scale: scale,
                              columnStd: Array(stats.std[0..<n]), vectors: vectors, variance: variance, totalVariance: total)

@@ -22,7 +22,10 @@ public final class NetCDFWriter {
     }
 
     private func check(_ status: Int32, _ what: String) throws {
-        guard status == NC_NOERR else { throw EddyError("\(path): \(what) (netCDF: \(String(cString: nc_strerror(status))))") }
+        guard status == NC_NOERR else {
+            let reason = NetCDFLibrary.locked { String(cString: nc_strerror(status)) }
+            throw EddyError("\(path): \(what) (netCDF: \(reason))")
+        }
     }
 
     /// A dimension; nil length: unlimited.

@@ -4,7 +4,9 @@ import CNetCDF
 /// (1…H) and each variable's own grid dimensions (read back from the column names `VAR[DIM=VALUE:…]`, with their
 /// coordinate variables); `VAR(forecast, step, …)` in the data's units, `origin_row(forecast)`, `flag(forecast, step)`
 /// (1 from the step a forecast diverged) and, when the data have times, `time(forecast, step)`, the time each
-/// forecast step is valid (CF: seconds since 1970-01-01 when the data's times are dates).
+/// forecast step is valid (CF: seconds since 1970-01-01 when the data's times are dates). A name that is taken
+/// already (a variable called `step`, a grid dimension called `time`) gets a suffix (`step_2`), and `/`, which netCDF
+/// names cannot hold, becomes `_`.
 public enum ForecastNetCDF {
     public static func write(path: String, model: Model, cases: [ForecastCase], forecasts: [Double], horizon h: Int,
                              firstDiverged: [Int: Int]) throws {
@@ -13,6 +15,17 @@ public enum ForecastNetCDF {
         // Columns that do not form a grid are written as plain series (forecast, step).
         let layout = GridLayout.parse(names)
             ?? GridLayout(variables: names.enumerated().map { .init(name: $0.element, dimensions: [], columns: [$0.offset]) })
+        var used: Set<String> = ["forecast", "step", "origin_row", "flag", "time"]
+        func unique(_ name: String) -> String {
+            let base = String(name.map { $0 == "/" ? "_" : $0 })
+            var candidate = base.isEmpty ? "_" : base, k = 2
+            while used.contains(candidate) {
+                candidate = "\(base)_\(k)"
+                k += 1
+            }
+            used.insert(candidate)
+            return candidate
+        }
         let file = try NetCDFWriter(path: path)
         let forecastDim = try file.dimension("forecast", cases.count)
         let stepDim = try file.dimension("step", h)
@@ -40,15 +53,14 @@ public enum ForecastNetCDF {
                     ids.append(existing.1)
                     continue
                 }
-                let taken = dims.filter { $0.0.name == d.name || $0.0.name.hasPrefix(d.name + "_") }.count
-                let name = taken == 0 ? d.name : "\(d.name)_\(taken + 1)"
+                let name = unique(d.name)
                 let id = try file.dimension(name, d.labels.count)
                 dims.append((d, id))
                 ids.append(id)
                 let values = d.values ?? d.labels.indices.map(Double.init)
                 coordinates.append((try file.variable(name, [id], attributes: d.values == nil ? [("long_name", "index along \(d.name)")] : []), values))
             }
-            variableIDs.append(try file.variable(v.name, ids, attributes: [("long_name", "forecast of \(v.name)")]))
+            variableIDs.append(try file.variable(unique(v.name), ids, attributes: [("long_name", "forecast of \(v.name)")]))
         }
         try file.endDefinitions()
         try file.put(stepVar, start: [0], count: [h], ints: (1...h).map(Int32.init))

@@ -132,8 +132,9 @@ public struct Model: Sendable {
     /// Variables the model reads and forecasts, in data units (the columns, also with `--pca`).
     public var outputCount: Int { metadata.variables.count }
 
-    /// Each variable's training standard deviation, the unit of standardised errors.
-    public var outputStd: [Double] { eof?.columnStd ?? normalisation.variableStd }
+    /// Each variable's training standard deviation, the unit of standardised errors (1 for a constant one, as the
+    /// normalisation does).
+    public var outputStd: [Double] { eof.map { $0.columnStd.map { $0 > 0 && $0.isFinite ? $0 : 1 } } ?? normalisation.variableStd }
 
     /// The standardised state of one row of variables (data units): `(x − mean)/std`, or with `--pca` the
     /// standardised components.

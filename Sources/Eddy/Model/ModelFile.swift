@@ -167,8 +167,8 @@ public enum ModelFile {
             eof = EOFBasis(columns: outputs, components: n, mean: try tensor("eof_mean", [outputs]), scale: try tensor("eof_scale", [outputs]),
                            columnStd: try tensor("eof_std", [outputs]), vectors: try tensor("eof_vectors", [outputs, n]),
                            variance: r.componentVariance, totalVariance: r.totalVariance)
-            guard (eof!.mean + eof!.scale + eof!.vectors).allSatisfy(\.isFinite) else {
-                throw EddyError("\(path): corrupted model file: non-finite EOFs")
+            guard (eof!.mean + eof!.columnStd + eof!.vectors).allSatisfy(\.isFinite), eof!.scale.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw EddyError("\(path): corrupted model file: non-finite EOFs or a scale that is not positive")
             }
         }
         return Model(metadata: metadata, layer: layer, normalisation: norm, theta: theta, climatology: climatology, eof: eof)

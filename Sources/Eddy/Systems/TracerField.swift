@@ -30,7 +30,7 @@ public func generateTracerField(_ o: TracerOptions, to path: String, progress: (
     guard o.latitudes >= 3, o.longitudes >= 4 else { throw EddyError("--lat must be at least 3 and --lon at least 4, got \(o.latitudes) × \(o.longitudes)") }
     guard o.latitudes * o.longitudes <= 4_000_000 else { throw EddyError("--lat × --lon is too large (\(o.latitudes * o.longitudes) points; at most 4,000,000)") }
     guard o.steps >= 1 else { throw EddyError("--steps must be at least 1, got \(o.steps)") }
-    guard o.blobRate >= 0, o.blobRate.isFinite else { throw EddyError("--blob-rate must be ≥ 0, got \(o.blobRate)") }
+    guard o.blobRate >= 0, o.blobRate <= 50 else { throw EddyError("--blob-rate must lie in 0…50 blobs per hour, got \(o.blobRate)") }
     guard path.lowercased().hasSuffix(".nc") else { throw EddyError("\(path): the tracer field is gridded; write it to a netCDF (.nc) file") }
     let ny = o.latitudes, nx = o.longitudes, points = ny * nx
     let lats = (0..<ny).map { -75 + 150 * Double($0) / Double(ny - 1) }
@@ -67,12 +67,15 @@ public func generateTracerField(_ o: TracerOptions, to path: String, progress: (
             }
             swap(&q, &next)
         }
-        // Blobs: a Poisson number per hour at random places, of random sign.
-        var budget = o.blobRate
-        while budget > 0 {
-            let draw = Double.random(in: 0..<1, using: &random)
-            if draw >= min(budget, 1) { break }
-            budget -= 1
+        // Blobs: a Poisson number per hour (mean blobRate; Knuth's product of uniforms) at random places, of random sign.
+        var count = 0
+        var product = Double.random(in: 0..<1, using: &random)
+        let limit = exp(-o.blobRate)
+        while product > limit {
+            count += 1
+            product *= Double.random(in: 0..<1, using: &random)
+        }
+        for _ in 0..<count {
             let ci = Double.random(in: 0..<Double(ny), using: &random), cj = Double.random(in: 0..<Double(nx), using: &random)
             let amplitude = 3 * (Double.random(in: 0..<1, using: &random) < 0.5 ? -1.0 : 1.0)
             for i in 0..<ny {

@@ -197,7 +197,7 @@ public struct Sweep {
                         randomScale: sampler == .random ? config.randomScale : nil, swimPool: sampler == .swim ? config.swimPool : nil,
                         dt: config.dt ?? data.inferredDt ?? 1, solver: .cholesky, ridge: 0, lambda: 0, rcond: nil, condition: nil,
                         training: .init(path: spec.path, episodeColumn: spec.episodeColumn, rows: data.statistics.rows,
-                                        segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.statistics.fingerprintHex))
+                                        segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.fingerprint))
                     Trainer.describe(data, spec: spec, into: &base)
                     let climatology = Trainer.climatology(data)
                     // Validation cases depend only on the delays and the normalisation: build them once per pass.

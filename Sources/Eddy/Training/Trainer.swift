@@ -75,6 +75,9 @@ public struct PreparedData: Sendable {
 
     /// The variables the model reads and forecasts (the columns, also with `--pca`).
     public var outputNames: [String] { reduction?.variableNames ?? variableNames }
+
+    /// The fingerprint of the data as read (the columns, not their components).
+    public var fingerprint: String { (reduction?.statistics ?? statistics).fingerprintHex }
 }
 
 /// The stages of a training run (METHOD.md, "Solve"): a statistics pass, sampling, one accumulation pass through
@@ -274,7 +277,7 @@ public struct Trainer {
             dt: config.dt ?? data.inferredDt ?? 1, solver: config.solver, ridge: config.ridge, lambda: solution.lambda,
             rcond: config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
             training: .init(path: data.path, episodeColumn: config.data.episodeColumn, rows: data.statistics.rows,
-                            segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.statistics.fingerprintHex))
+                            segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.fingerprint))
         Trainer.describe(data, spec: config.data, into: &meta)
         return meta
     }
