@@ -53,11 +53,7 @@ struct Generate: ParsableCommand {
                 guard parts.count == 2 else { throw EddyError("--initial-range: expected LO,HI (two numbers), got '\(r)'") }
                 options.initialRange = (parts[0], parts[1])
             }
-            let progress = TerminalProgress()
-            let summary = try generateTrajectories(options, to: out, progress: progress.enabled ? { f in
-                printErrorInline("\rgenerating: \(Int(f * 100))%   ")
-            } : nil)
-            progress.clear()
+            let summary = try generating { try generateTrajectories(options, to: out, progress: $0) }
             if json {
                 print(JSON.object([
                     "path": .string(summary.path), "system": .string(name.rawValue), "trajectories": .number(Double(summary.trajectories)),
@@ -79,11 +75,7 @@ struct Generate: ParsableCommand {
         options.longitudes = lon
         options.seed = seed
         options.blobRate = blobRate
-        let progress = TerminalProgress()
-        let summary = try generateTracerField(options, to: out, progress: progress.enabled ? { f in
-            printErrorInline("\rgenerating: \(Int(f * 100))%   ")
-        } : nil)
-        progress.clear()
+        let summary = try generating { try generateTracerField(options, to: out, progress: $0) }
         if json {
             print(JSON.object([
                 "path": .string(summary.path), "system": .string("tracer"), "steps": .int(summary.steps), "dt": .number(summary.dt),
@@ -93,5 +85,11 @@ struct Generate: ParsableCommand {
             print("wrote \(summary.path): \(summary.steps) hourly steps of q on a \(lat) × \(lon) grid (\(lat * lon) variables)")
         }
     }
-}
 
+    /// Runs a generator with a percentage on stderr when that is a terminal.
+    func generating<T>(_ body: (((Double) -> Void)?) throws -> T) rethrows -> T {
+        let progress = TerminalProgress()
+        defer { progress.clear() }
+        return try body(progress.enabled ? { f in printErrorInline("\rgenerating: \(Int(f * 100))%   ") } : nil)
+    }
+}

@@ -13,6 +13,20 @@ enum BLAS {
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
+    /// `C (rows×columns) = A (rows×inner) · B`, where `B` is `inner × columns`, or with `transposedB` the transpose
+    /// of a `columns × inner` matrix; arrays in, into `c` (overwritten).
+    static func multiply(_ a: [Double], rows: Int, inner: Int, _ b: [Double], columns: Int, transposedB: Bool = false,
+                         into c: inout [Double]) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer {
+                    gemm(transA: false, transB: transposedB, m: rows, n: columns, k: inner, a: ap.baseAddress!, lda: inner,
+                         b: bp.baseAddress!, ldb: transposedB ? inner : columns, beta: 0, c: $0.baseAddress!, ldc: columns)
+                }
+            }
+        }
+    }
+
     /// Upper triangle of `C (n×n) += Aᵀ A` for `A` with `k` rows of `n` columns.
     static func syrkTransposed(n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, c: UnsafeMutablePointer<Double>, ldc: Int) {
         guard n > 0, k > 0 else { return }

@@ -52,14 +52,7 @@ public struct EOFBasis: Sendable, Equatable {
             for i in 0..<n { scaled[r * n + i] = (rows[r * stride + i] - mean[i]) / scale[i] }
         }
         var out = [Double](repeating: 0, count: count * k)
-        scaled.withUnsafeBufferPointer { s in
-            vectors.withUnsafeBufferPointer { v in
-                out.withUnsafeMutableBufferPointer {
-                    BLAS.gemm(transA: false, transB: false, m: count, n: k, k: n, a: s.baseAddress!, lda: n,
-                              b: v.baseAddress!, ldb: k, beta: 0, c: $0.baseAddress!, ldc: k)
-                }
-            }
-        }
+        BLAS.multiply(scaled, rows: count, inner: n, vectors, columns: k, into: &out)
         return out
     }
 
@@ -68,14 +61,7 @@ public struct EOFBasis: Sendable, Equatable {
         let n = columns, k = self.components
         guard count > 0 else { return [] }
         var out = [Double](repeating: 0, count: count * n)
-        components.withUnsafeBufferPointer { p in
-            vectors.withUnsafeBufferPointer { v in
-                out.withUnsafeMutableBufferPointer {
-                    BLAS.gemm(transA: false, transB: true, m: count, n: n, k: k, a: p.baseAddress!, lda: k,
-                              b: v.baseAddress!, ldb: k, beta: 0, c: $0.baseAddress!, ldc: n)
-                }
-            }
-        }
+        BLAS.multiply(components, rows: count, inner: k, vectors, columns: n, transposedB: true, into: &out)
         for r in 0..<count {
             for i in 0..<n { out[r * n + i] = mean[i] + scale[i] * out[r * n + i] }
         }

@@ -172,13 +172,6 @@ public enum Forecaster {
     }
 
     static func multiply(_ a: [Double], rows: Int, inner: Int, _ b: [Double], columns: Int, into c: inout [Double]) {
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                c.withUnsafeMutableBufferPointer {
-                    BLAS.gemm(transA: false, transB: false, m: rows, n: columns, k: inner, a: ap.baseAddress!, lda: inner,
-                              b: bp.baseAddress!, ldb: columns, beta: 0, c: $0.baseAddress!, ldc: columns)
-                }
-            }
-        }
+        BLAS.multiply(a, rows: rows, inner: inner, b, columns: columns, into: &c)
     }
 }
