@@ -206,6 +206,48 @@ import Testing
         }
     }
 
+    /// The randomized path (for states too wide for their covariance) finds the same leading EOFs as the exact one on
+    /// a generated field of 288 grid points: variances to 1e-6, directions to 1e-6 (|cos| of the angle), and the same
+    /// total variance; wider than `maximumColumns`, `auto` takes it.
+    @Test func randomizedMatchesExact() throws {
+        let dir = try scratch("eddy-eof-randomized")
+        var options = TracerOptions(steps: 1500)
+        options.latitudes = 12
+        options.longitudes = 24
+        _ = try generateTracerField(options, to: dir + "/f.nc")
+        let open: ReaderFactory = { try DataSource.open(DataSpec(path: dir + "/f.nc")) }
+        let exact = try EOFAnalysis.fit(open, components: 6, path: "f.nc", method: .exact).basis
+        let fast = try EOFAnalysis.fit(open, components: 6, path: "f.nc", method: .randomized).basis
+        #expect(abs(fast.totalVariance - exact.totalVariance) < 1e-9 * exact.totalVariance)
+        #expect(relative(fast.scale, exact.scale) < 1e-9 && relative(fast.mean, exact.mean) < 1e-12)
+        let n = exact.columns
+        for j in 0..<6 {
+            #expect(abs(fast.variance[j] - exact.variance[j]) < 1e-6 * exact.variance[0], "component \(j): \(fast.variance[j]) vs \(exact.variance[j])")
+            let dot = (0..<n).map { fast.vectors[$0 * 6 + j] * exact.vectors[$0 * 6 + j] }.reduce(0, +)
+            #expect(abs(abs(dot) - 1) < 1e-6, "component \(j): cos \(dot)")
+        }
+        let worstVariance = (0..<6).map { abs(fast.variance[$0] - exact.variance[$0]) / exact.variance[0] }.max()!
+        var worstCos = 1.0
+        for j in 0..<6 {
+            var dot = 0.0
+            for i in 0..<n { dot += fast.vectors[i * 6 + j] * exact.vectors[i * 6 + j] }
+            worstCos = min(worstCos, abs(dot))
+        }
+        print("randomized EOFs vs exact (288 columns, K = 6): variance error \(Format.scientific(worstVariance)) of λ1, smallest |cos| 1 − \(Format.scientific(1 - worstCos))")
+        // A state wider than the exact fit allows: auto takes the randomized path (same result as asking for it).
+        options.latitudes = 64
+        options.longitudes = 130
+        options.steps = 60
+        _ = try generateTracerField(options, to: dir + "/wide.nc")
+        let wide: ReaderFactory = { try DataSource.open(DataSpec(path: dir + "/wide.nc")) }
+        let auto = try EOFAnalysis.fit(wide, components: 3, path: "wide.nc").basis
+        #expect(auto.columns == 64 * 130 && auto.columns > EOFAnalysis.maximumColumns)
+        #expect(auto == (try EOFAnalysis.fit(wide, components: 3, path: "wide.nc", method: .randomized).basis))
+        do { _ = try EOFAnalysis.fit(wide, components: 3, path: "wide.nc", method: .exact); Issue.record("exact accepted 8320 columns") } catch {
+            #expect("\(error)".contains("randomized"), "\(error)")
+        }
+    }
+
     /// A constant column is kept (centred, scale 1) and never makes standardised errors or sweep scores undefined.
     @Test func constantColumn() throws {
         let rows = EOFTests.data(rows: 300).map { $0 + [4.0] }

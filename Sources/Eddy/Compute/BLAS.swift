@@ -27,6 +27,18 @@ enum BLAS {
         }
     }
 
+    /// `C (columns × columnsB) = Aᵀ B` for `A` (rows × columns) and `B` (rows × columnsB).
+    static func multiplyTransposedA(_ a: [Double], rows: Int, columns: Int, _ b: [Double], columnsB: Int, into c: inout [Double]) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer {
+                    gemm(transA: true, transB: false, m: columns, n: columnsB, k: rows, a: ap.baseAddress!, lda: columns,
+                         b: bp.baseAddress!, ldb: columnsB, beta: 0, c: $0.baseAddress!, ldc: columnsB)
+                }
+            }
+        }
+    }
+
     /// Upper triangle of `C (n×n) += Aᵀ A` for `A` with `k` rows of `n` columns.
     static func syrkTransposed(n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, c: UnsafeMutablePointer<Double>, ldc: Int) {
         guard n > 0, k > 0 else { return }
@@ -71,6 +83,17 @@ enum LAPACK {
             }
         }
         return (w, info)
+    }
+
+    /// Replaces the columns of `a` (rows × columns, row-major, rows ≥ columns) by an orthonormal basis of their span
+    /// (Householder QR, `dgeqrf` + `dorgqr`).
+    static func orthonormalise(_ a: inout [Double], rows: Int, columns: Int) -> Int32 {
+        var tau = [Double](repeating: 0, count: columns)
+        return a.withUnsafeMutableBufferPointer { p in
+            let info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, Int32(rows), Int32(columns), p.baseAddress, Int32(columns), &tau)
+            guard info == 0 else { return info }
+            return LAPACKE_dorgqr(LAPACK_ROW_MAJOR, Int32(rows), Int32(columns), Int32(columns), p.baseAddress, Int32(columns), &tau)
+        }
     }
 
     /// The `k` largest eigenpairs of a symmetric matrix (`dsyevr`, upper triangle; `a` is destroyed): eigenvalues

@@ -94,27 +94,46 @@ public struct Reduction: Sendable {
 }
 
 public enum EOFAnalysis {
-    /// The covariance of this many columns takes 512 MiB (it is the fit's only n² array: the eigensolver
-    /// overwrites it and returns just the K leading vectors).
-    public static let maximumColumns = 8192
+    /// How the EOFs are computed: `exact` (the covariance, one pass, n ≤ `maximumColumns`), `randomized` (a
+    /// randomized subspace iteration, O(n·(K + 10)) memory, `powerPasses + 1` passes), or `auto` (exact when it fits).
+    public enum Method: String, Sendable, CaseIterable { case auto, exact, randomized }
 
-    /// One streamed pass: means and the covariance of the columns (`Σ (x − s)(x − s)ᵀ` about the first row `s`,
-    /// summed by SYRK over blocks of rows, in double), then the leading `components` eigenvectors of the scaled
-    /// covariance (LAPACK `dsyevr`, only those K). Memory is one n × n array, independent of the number of rows.
-    public static func fit(_ open: ReaderFactory, components k: Int, path: String, progress: ProgressHandler? = nil) throws -> Reduction {
+    /// The covariance of this many columns takes 512 MiB (it is the exact fit's only n² array: the eigensolver
+    /// overwrites it and returns just the K leading vectors). Wider states take the randomized path.
+    public static let maximumColumns = 8192
+    /// Covariance passes of the randomized path (each one power iteration; the last also gives the Ritz pairs).
+    public static let powerPasses = 4
+    /// Extra directions the randomized path carries beyond K.
+    public static let oversampling = 10
+
+    public static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method = .auto,
+                           progress: ProgressHandler? = nil) throws -> Reduction {
         let reader = try open()
-        let n = reader.variableNames.count, m = reader.inputNames.count
+        let n = reader.variableNames.count
         guard k >= 1 else { throw EddyError("--pca must be at least 1, got \(k)") }
         guard k <= n else {
             throw EddyError("\(path): --pca \(k) asks for more components than the data have variables (\(n))")
         }
-        guard n <= maximumColumns else {
-            throw EddyError("\(path): --pca needs the \(n) × \(n) covariance of the variables (\(n * n * 8 / 1_048_576) MiB); at most \(maximumColumns) variables are supported — narrow the selection with --nc-variables, --nc-levels or --nc-box")
+        switch method {
+        case .exact where n > maximumColumns:
+            throw EddyError("\(path): the exact EOFs need the \(n) × \(n) covariance of the variables (\(n * n * 8 / 1_048_576) MiB); at most \(maximumColumns) variables — use the randomized method")
+        case .exact: return try exact(reader, components: k, path: path, progress: progress)
+        case .randomized: return try randomized(open, first: reader, components: k, path: path, progress: progress)
+        case .auto:
+            return n <= maximumColumns ? try exact(reader, components: k, path: path, progress: progress)
+                : try randomized(open, first: reader, components: k, path: path, progress: progress)
         }
+    }
+
+    /// One streamed pass: means and the covariance of the columns (`Σ (x − s)(x − s)ᵀ` about the first row `s`,
+    /// summed by SYRK over blocks of rows, in double), then the leading `components` eigenvectors of the scaled
+    /// covariance (LAPACK `dsyevr`, only those K). Memory is one n × n array, independent of the number of rows.
+    static func exact(_ reader: RowReader, components k: Int, path: String, progress: ProgressHandler?) throws -> Reduction {
+        let n = reader.variableNames.count, m = reader.inputNames.count
         var stats = DataStatistics(width: n + m)
         var shift: [Double]?
         var sums = [Double](repeating: 0, count: n * n)
-        let capacity = max(16, min(4096, (1 << 22) / n))
+        let capacity = rowsPerBlock(n)
         var buffer = [Double](repeating: 0, count: capacity * n)
         var buffered = 0
         func flush() {
@@ -150,19 +169,8 @@ public enum EOFAnalysis {
         for i in 0..<n {
             for j in i..<n { cov[i * n + j] = (cov[i * n + j] - N * d[i] * d[j]) / (N - 1) }
         }
-        let columnVariance = (0..<n).map { max(0, cov[$0 * n + $0]) }
-        // One scale per field: the root of its columns' mean variance.
         let names = reader.variableNames
-        var fieldSum: [Substring: Double] = [:], fieldCount: [Substring: Int] = [:]
-        for i in 0..<n {
-            fieldSum[EOFBasis.field(of: names[i]), default: 0] += columnVariance[i]
-            fieldCount[EOFBasis.field(of: names[i]), default: 0] += 1
-        }
-        let scale = (0..<n).map { i -> Double in
-            let f = EOFBasis.field(of: names[i])
-            let v = (fieldSum[f]! / Double(fieldCount[f]!)).squareRoot()
-            return v > 0 && v.isFinite ? v : 1
-        }
+        let scale = fieldScales(names: names, variance: (0..<n).map { max(0, cov[$0 * n + $0]) })
         var total = 0.0
         for i in 0..<n {
             for j in i..<n { cov[i * n + j] /= scale[i] * scale[j] }
@@ -173,20 +181,132 @@ public enum EOFAnalysis {
         guard info == 0, values.count == k else {
             throw EddyError("\(path): the eigendecomposition of the covariance failed (LAPACK info \(info), \(values.count) of \(k) eigenpairs)")
         }
-        // Leading K, descending; each vector's largest entry made positive, so the basis does not depend on LAPACK's signs.
-        var vectors = [Double](repeating: 0, count: n * k)
-        var variance = [Double](repeating: 0, count: k)
-        for j in 0..<k {
-            let c = k - 1 - j
-            variance[j] = max(0, values[c])
-            var big = 0
-            for i in 0..<n where abs(z[i * k + c]) > abs(z[big * k + c]) { big = i }
-            let sign: Double = z[big * k + c] < 0 ? -1 : 1
-            for i in 0..<n { vectors[i * k + j] = sign * z[i * k + c] }
-        }
+        let (vectors, variance) = leading(values: values, vectors: z, columns: n, count: k, keep: k)
         let basis = EOFBasis(columns: n, components: k, mean: Array(stats.mean[0..<n]), scale: scale,
                              columnStd: Array(stats.std[0..<n]), vectors: vectors, variance: variance, totalVariance: total)
         return Reduction(basis: basis, statistics: stats, variableNames: names)
+    }
+
+    /// A randomized subspace iteration for states too wide for their covariance: a statistics pass (means and the
+    /// field scales), then `powerPasses` passes that each multiply the scaled covariance into an orthonormal basis of
+    /// K + `oversampling` directions (`Z = Xsᵀ (Xs Q) / (N − 1)`, block by block, never forming the covariance),
+    /// starting from seeded Gaussian directions; the last pass's Rayleigh–Ritz pairs give the EOFs. Memory is
+    /// O(n · (K + oversampling)); the leading EOFs converge fast where the spectrum decays, as fields' spectra do.
+    static func randomized(_ open: ReaderFactory, first reader: RowReader, components k: Int, path: String,
+                           progress: ProgressHandler?) throws -> Reduction {
+        let n = reader.variableNames.count, m = reader.inputNames.count
+        var stats = DataStatistics(width: n + m)
+        while let block = try reader.next() {
+            stats.add(block, width: n + m, dt: reader.inferredDt)
+            progress?("principal components (statistics)", stats.rows, 0)
+        }
+        let rows = stats.rows
+        guard rows >= 2 else {
+            throw EddyError("\(path): --pca needs at least 2 valid rows to estimate a covariance, the data have \(rows)")
+        }
+        let names = reader.variableNames
+        let std = stats.std
+        let mean = Array(stats.mean[0..<n])
+        let scale = fieldScales(names: names, variance: (0..<n).map { std[$0] * std[$0] })
+        let total = (0..<n).map { std[$0] * std[$0] / (scale[$0] * scale[$0]) }.reduce(0, +)
+        let l = min(n, k + oversampling)
+        var random = SeededGenerator(seed: 0, stream: "eof.randomized")
+        var q = (0..<(n * l)).map { _ in random.normal() }
+        guard LAPACK.orthonormalise(&q, rows: n, columns: l) == 0 else { throw EddyError("\(path): --pca: QR factorisation failed") }
+        var ritz = [Double](repeating: 0, count: l * l)
+        for pass in 0..<powerPasses {
+            var z = [Double](repeating: 0, count: n * l)
+            let seen = try multiplyCovariance(open, q, columns: l, mean: mean, scale: scale, into: &z, progress: progress, pass: pass + 1)
+            guard seen == rows else { throw EddyError("\(path): the data changed between passes (\(rows) rows, then \(seen))") }
+            for i in 0..<(n * l) { z[i] /= Double(rows - 1) }
+            // Rayleigh quotient Qᵀ Z (l × l), then the next basis.
+            BLAS.multiplyTransposedA(q, rows: n, columns: l, z, columnsB: l, into: &ritz)
+            if pass + 1 < powerPasses {
+                q = z
+                guard LAPACK.orthonormalise(&q, rows: n, columns: l) == 0 else { throw EddyError("\(path): --pca: QR factorisation failed") }
+            }
+        }
+        for i in 0..<l { for j in 0..<i { ritz[i * l + j] = 0.5 * (ritz[i * l + j] + ritz[j * l + i]); ritz[j * l + i] = ritz[i * l + j] } }
+        let (values, info) = LAPACK.syevd(&ritz, n: l)
+        guard info == 0 else { throw EddyError("\(path): the eigendecomposition of the projected covariance failed (LAPACK info \(info))") }
+        var ritzVectors = [Double](repeating: 0, count: n * l)
+        BLAS.multiply(q, rows: n, inner: l, ritz, columns: l, into: &ritzVectors)
+        let (vectors, variance) = leading(values: values, vectors: ritzVectors, columns: n, count: l, keep: k)
+        let basis = EOFBasis(columns: n, components: k, mean: mean, scale: scale, columnStd: Array(std[0..<n]), vectors: vectors,
+                             variance: variance, totalVariance: total)
+        return Reduction(basis: basis, statistics: stats, variableNames: names)
+    }
+
+    /// `Z += Xsᵀ (Xs Q)` over the data, `Xs` the scaled, centred columns; returns the rows seen.
+    static func multiplyCovariance(_ open: ReaderFactory, _ q: [Double], columns l: Int, mean: [Double], scale: [Double],
+                                   into z: inout [Double], progress: ProgressHandler?, pass: Int) throws -> Int {
+        let reader = try open()
+        let n = mean.count, w = reader.width
+        let capacity = rowsPerBlock(n)
+        var buffer = [Double](repeating: 0, count: capacity * n)
+        var t = [Double](repeating: 0, count: capacity * l)
+        var buffered = 0, seen = 0
+        func flush() {
+            guard buffered > 0 else { return }
+            buffer.withUnsafeBufferPointer { b in
+                q.withUnsafeBufferPointer { qp in
+                    t.withUnsafeMutableBufferPointer { tp in
+                        BLAS.gemm(transA: false, transB: false, m: buffered, n: l, k: n, a: b.baseAddress!, lda: n,
+                                  b: qp.baseAddress!, ldb: l, beta: 0, c: tp.baseAddress!, ldc: l)
+                        z.withUnsafeMutableBufferPointer {
+                            BLAS.gemm(transA: true, transB: false, m: n, n: l, k: buffered, a: b.baseAddress!, lda: n,
+                                      b: UnsafePointer(tp.baseAddress!), ldb: l, beta: 1, c: $0.baseAddress!, ldc: l)
+                        }
+                    }
+                }
+            }
+            buffered = 0
+        }
+        while let block = try reader.next() {
+            for r in 0..<block.rowCount {
+                for i in 0..<n { buffer[buffered * n + i] = (block.values[r * w + i] - mean[i]) / scale[i] }
+                buffered += 1
+                if buffered == capacity { flush() }
+            }
+            seen += block.rowCount
+            progress?("principal components (pass \(pass) of \(powerPasses))", seen, 0)
+        }
+        flush()
+        return seen
+    }
+
+    /// Rows per SYRK/GEMM block: at most 32 MiB of them.
+    static func rowsPerBlock(_ n: Int) -> Int { max(16, min(4096, (1 << 22) / n)) }
+
+    /// One scale per field (the name before `[` or `@`): the root of its columns' mean variance (1 if that is 0).
+    static func fieldScales(names: [String], variance: [Double]) -> [Double] {
+        var fieldSum: [Substring: Double] = [:], fieldCount: [Substring: Int] = [:]
+        for (name, v) in zip(names, variance) {
+            fieldSum[EOFBasis.field(of: name), default: 0] += v
+            fieldCount[EOFBasis.field(of: name), default: 0] += 1
+        }
+        return names.map { name -> Double in
+            let f = EOFBasis.field(of: name)
+            let v = (fieldSum[f]! / Double(fieldCount[f]!)).squareRoot()
+            return v > 0 && v.isFinite ? v : 1
+        }
+    }
+
+    /// The `keep` largest of `count` eigenpairs (values ascending, vectors the columns of a `columns × count`
+    /// row-major matrix), descending, each vector's largest entry made positive so the basis does not depend on
+    /// LAPACK's signs. Returns `columns × keep` vectors and their values.
+    static func leading(values: [Double], vectors z: [Double], columns n: Int, count: Int, keep k: Int) -> (vectors: [Double], variance: [Double]) {
+        var vectors = [Double](repeating: 0, count: n * k)
+        var variance = [Double](repeating: 0, count: k)
+        for j in 0..<k {
+            let c = count - 1 - j
+            variance[j] = max(0, values[c])
+            var big = 0
+            for i in 0..<n where abs(z[i * count + c]) > abs(z[big * count + c]) { big = i }
+            let sign: Double = z[big * count + c] < 0 ? -1 : 1
+            for i in 0..<n { vectors[i * k + j] = sign * z[i * count + c] }
+        }
+        return (vectors, variance)
     }
 }
 
