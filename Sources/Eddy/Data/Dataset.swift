@@ -7,7 +7,7 @@ public struct DataSpec: Sendable {
     public var columns: [String]?
     public var inputs: [String]
     public var episodeColumn: String?
-    /// Rows per block handed on by the reader.
+    /// Rows per block handed on by the reader (fewer for wide rows: a block holds at most 2²¹ values).
     public var blockRows: Int
     /// A column of times (ISO 8601 or numbers): rows must increase in time within an episode, a jump of more than
     /// one step splits the trajectory (or is filled, see `fillGaps`), and calendar inputs are computed from it.
@@ -133,9 +133,12 @@ final class BlockBuilder {
     private var lastEpisode: String?
     private(set) var ready: [RowBlock] = []
 
+    /// Values a block holds at most (16 MiB): wide rows (a flattened grid) come in fewer rows per block.
+    static let maximumValues = 1 << 21
+
     init(width: Int, capacity: Int) {
         self.width = width
-        self.capacity = max(1, capacity)
+        self.capacity = max(1, min(capacity, BlockBuilder.maximumValues / max(1, width)))
         values.reserveCapacity(width * self.capacity)
     }
 
