@@ -30,6 +30,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
     @Option(help: "SWIM candidate pool size.") var swimPool = 65536
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
+    @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(help: "How each width's ridges are solved: auto, eigh or cholesky.") var sweepSolver = "auto"
@@ -80,6 +81,7 @@ struct SweepCommand: ParsableCommand {
             config.swimPool = swimPool
             config.chunkRows = chunkRows
             config.pca = try pca.map { try numbers($0, "--pca") }
+            config.areaWeights = areaWeights
             config.dt = dt
             config.solver = try parseChoice(sweepSolver, "--sweep-solver")
             config.sampleWidth = sampleWidth

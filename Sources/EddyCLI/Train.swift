@@ -23,6 +23,7 @@ struct Train: ParsableCommand {
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
+    @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
     @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.") var backend: String = "auto"
@@ -48,6 +49,7 @@ struct Train: ParsableCommand {
             config.chunkRows = chunkRows
             config.swimPool = swimPool
             config.pca = pca
+            config.areaWeights = areaWeights
             if width <= 0 && width != 0 { throw EddyError("--width must be positive (or 0 for a linear model), got \(width)") }
             let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
@@ -85,7 +87,7 @@ struct Train: ParsableCommand {
 /// The EOF reduction in one line, for tables.
 func pcaLine(_ model: Model) -> String? {
     guard let r = model.metadata.reduction else { return nil }
-    return "state: \(r.components) principal components of \(model.outputCount) variables, keeping \(Format.fixed(100 * r.explained, 2))% of the field-scaled variance"
+    return "state: \(r.components) principal components of \(model.outputCount) variables, keeping \(Format.fixed(100 * r.explained, 2))% of the \(r.scaling.hasPrefix("field, area") ? "field-scaled, area-weighted" : "field-scaled") variance"
 }
 
 /// The EOF reduction for JSON reports (nothing without one).

@@ -81,6 +81,41 @@ import Testing
         #expect(abs(small.explained - full.variance.prefix(3).reduce(0, +) / trace) < 1e-12)
     }
 
+    /// Grid points with a latitude are weighted by √cos φ (at least 0.01) — folded into the scale — and the basis is the
+    /// eigenbasis of the weighted covariance; `--no-area-weights` leaves the field scales alone.
+    @Test func areaWeights() throws {
+        let rows = EOFTests.data()
+        let names = ["a[lat=0:lon=0]", "a[lat=60:lon=0]", "a[lat=80:lon=0]", "a[lat=90:lon=0]", "b@EWR", "b@JFK", "c"]
+        let path = try scratch("eddy-eof-area") + "/grid.csv"
+        var text = names.joined(separator: ",") + "\n"
+        for r in rows { text += r.map { "\($0)" }.joined(separator: ",") + "\n" }
+        try writeText(text, path)
+        let open: ReaderFactory = { try DataSource.open(DataSpec(path: path)) }
+        let n = names.count
+        let weighted = try EOFAnalysis.fit(open, components: n, path: path)
+        let plain = try EOFAnalysis.fit(open, components: n, path: path, areaWeights: false)
+        #expect(weighted.areaWeighted && !plain.areaWeighted)
+        let w = [1, 0.5.squareRoot(), cos(80 * Double.pi / 180).squareRoot(), 0.01, 1, 1, 1]
+        #expect(relative(weighted.basis.scale, zip(plain.basis.scale, w).map { $0 / $1 }) < 1e-12)
+        let (_, cov) = EOFTests.covariance(rows)
+        let s = weighted.basis.scale
+        let scaled = (0..<n).map { i in (0..<n).map { j in cov[i][j] / (s[i] * s[j]) } }
+        let b = weighted.basis
+        for a in 0..<n {
+            let v = (0..<n).map { b.vectors[$0 * n + a] }
+            let cv = (0..<n).map { i in (0..<n).map { scaled[i][$0] * v[$0] }.reduce(0, +) }
+            #expect(maxAbsDiff(cv, v.map { $0 * b.variance[a] }) < 1e-9 * b.variance[0], "component \(a)")
+        }
+        // Still an exact round trip with every component.
+        let pcs = try { () -> [Double] in
+            let r = try weighted.wrap(open)()
+            var out: [Double] = []
+            while let block = try r.next() { out += block.values }
+            return out
+        }()
+        #expect(relative(b.reconstruct(pcs, count: rows.count), rows.flatMap { $0 }) < 1e-12)
+    }
+
     /// Projecting and reconstructing: exact with every component; with K, the mean squared reconstruction error in
     /// scaled units equals the dropped variance times (N − 1)/N (the identity behind PCA).
     @Test func roundTripThroughTheComponents() throws {

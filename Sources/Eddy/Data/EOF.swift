@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// Empirical orthogonal functions (principal components) of the state: a streamed reduction of a wide state
 /// (a flattened field) to its leading `K` components, and the inverse map back to the data's columns.
 ///
@@ -5,7 +11,10 @@
 /// variance of the columns that share a field. A field is the part of a column's name before `[` or `@`: every grid
 /// point of a NetCDF variable `t[level=500:lat=…:lon=…]` shares one scale (so the covariance inside a field is kept,
 /// and fields in different units weigh alike), as do the stations of a pivoted variable `temp@EWR`; a plain CSV
-/// column is a field of its own. The EOFs are the leading eigenvectors of the covariance of the scaled columns.
+/// column is a field of its own. With area weights, a grid point with a latitude (`lat=` or `latitude=` in its name)
+/// is also multiplied by `√cos φ` (at least 0.01), so a point stands for the area it covers and the crowded polar rows
+/// of a lat/lon grid do not dominate; folded into `scale`, which the inverse map divides out again. The EOFs are the
+/// leading eigenvectors of the covariance of the scaled columns.
 public struct EOFBasis: Sendable, Equatable {
     /// Columns of the data (n) and components kept (K).
     public var columns: Int
@@ -36,6 +45,23 @@ public struct EOFBasis: Sendable, Equatable {
     public var names: [String] { (1...components).map { "pc\($0)" } }
 
     public var explained: Double { totalVariance > 0 ? variance.reduce(0, +) / totalVariance : 1 }
+
+    /// The latitude of a grid point named `VAR[…:lat=φ:…]` (or `latitude=`), nil for other names.
+    public static func latitude(of name: String) -> Double? {
+        guard let open = name.firstIndex(of: "["), name.hasSuffix("]") else { return nil }
+        for part in name[name.index(after: open)..<name.index(before: name.endIndex)].split(separator: ":") {
+            guard let eq = part.firstIndex(of: "=") else { continue }
+            let key = part[..<eq].lowercased()
+            if key == "lat" || key == "latitude" { return Double(part[part.index(after: eq)...]) }
+        }
+        return nil
+    }
+
+    /// The area weight of a column: `√cos φ` (at least 0.01) with a latitude, 1 otherwise.
+    public static func areaWeight(of name: String) -> Double {
+        guard let lat = latitude(of: name) else { return 1 }
+        return max(0.01, max(0, cos(lat * Double.pi / 180)).squareRoot())
+    }
 
     /// The field of a column: its name up to the first `[` or `@`.
     public static func field(of name: String) -> Substring {
@@ -75,6 +101,8 @@ public struct Reduction: Sendable {
     /// Statistics of the raw columns and inputs (training range, daily climatology, row counts).
     public var statistics: DataStatistics
     public var variableNames: [String]
+    /// Whether grid points were weighted by `√cos φ` (see `EOFBasis`).
+    public var areaWeighted = false
 
     /// The leading `k` components of this reduction (the same EOFs, fewer of them).
     public func truncated(to k: Int) -> Reduction {
@@ -106,10 +134,20 @@ public enum EOFAnalysis {
     /// Extra directions the randomized path carries beyond K.
     public static let oversampling = 10
 
-    public static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method = .auto,
+    /// `areaWeights`: weight grid points with a latitude by `√cos φ` (see `EOFBasis`); nothing changes without latitudes.
+    public static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method = .auto, areaWeights: Bool = true,
                            progress: ProgressHandler? = nil) throws -> Reduction {
+        var reduction = try fitUnweighted(open, components: k, path: path, method: method,
+                                          weights: areaWeights ? nil : [], progress: progress)
+        reduction.areaWeighted = areaWeights && reduction.variableNames.contains { EOFBasis.latitude(of: $0) != nil }
+        return reduction
+    }
+
+    static func fitUnweighted(_ open: ReaderFactory, components k: Int, path: String, method: Method, weights: [Double]?,
+                              progress: ProgressHandler?) throws -> Reduction {
         let reader = try open()
         let n = reader.variableNames.count
+        let weights = weights ?? reader.variableNames.map(EOFBasis.areaWeight(of:))
         guard k >= 1 else { throw EddyError("--pca must be at least 1, got \(k)") }
         guard k <= n else {
             throw EddyError("\(path): --pca \(k) asks for more components than the data have variables (\(n))")
@@ -117,18 +155,18 @@ public enum EOFAnalysis {
         switch method {
         case .exact where n > maximumColumns:
             throw EddyError("\(path): the exact EOFs need the \(n) × \(n) covariance of the variables (\(n * n * 8 / 1_048_576) MiB); at most \(maximumColumns) variables — use the randomized method")
-        case .exact: return try exact(reader, components: k, path: path, progress: progress)
-        case .randomized: return try randomized(open, first: reader, components: k, path: path, progress: progress)
+        case .exact: return try exact(reader, components: k, weights: weights, path: path, progress: progress)
+        case .randomized: return try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
         case .auto:
-            return n <= maximumColumns ? try exact(reader, components: k, path: path, progress: progress)
-                : try randomized(open, first: reader, components: k, path: path, progress: progress)
+            return n <= maximumColumns ? try exact(reader, components: k, weights: weights, path: path, progress: progress)
+                : try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
         }
     }
 
     /// One streamed pass: means and the covariance of the columns (`Σ (x − s)(x − s)ᵀ` about the first row `s`,
     /// summed by SYRK over blocks of rows, in double), then the leading `components` eigenvectors of the scaled
     /// covariance (LAPACK `dsyevr`, only those K). Memory is one n × n array, independent of the number of rows.
-    static func exact(_ reader: RowReader, components k: Int, path: String, progress: ProgressHandler?) throws -> Reduction {
+    static func exact(_ reader: RowReader, components k: Int, weights: [Double], path: String, progress: ProgressHandler?) throws -> Reduction {
         let n = reader.variableNames.count, m = reader.inputNames.count
         var stats = DataStatistics(width: n + m)
         var shift: [Double]?
@@ -170,7 +208,7 @@ public enum EOFAnalysis {
             for j in i..<n { cov[i * n + j] = (cov[i * n + j] - N * d[i] * d[j]) / (N - 1) }
         }
         let names = reader.variableNames
-        let scale = fieldScales(names: names, variance: (0..<n).map { max(0, cov[$0 * n + $0]) })
+        let scale = fieldScales(names: names, variance: (0..<n).map { max(0, cov[$0 * n + $0]) }, weights: weights)
         var total = 0.0
         for i in 0..<n {
             for j in i..<n { cov[i * n + j] /= scale[i] * scale[j] }
@@ -192,7 +230,7 @@ public enum EOFAnalysis {
     /// K + `oversampling` directions (`Z = Xsᵀ (Xs Q) / (N − 1)`, block by block, never forming the covariance),
     /// starting from seeded Gaussian directions; the last pass's Rayleigh–Ritz pairs give the EOFs. Memory is
     /// O(n · (K + oversampling)); the leading EOFs converge fast where the spectrum decays, as fields' spectra do.
-    static func randomized(_ open: ReaderFactory, first reader: RowReader, components k: Int, path: String,
+    static func randomized(_ open: ReaderFactory, first reader: RowReader, components k: Int, weights: [Double], path: String,
                            progress: ProgressHandler?) throws -> Reduction {
         let n = reader.variableNames.count, m = reader.inputNames.count
         var stats = DataStatistics(width: n + m)
@@ -207,7 +245,7 @@ public enum EOFAnalysis {
         let names = reader.variableNames
         let std = stats.std
         let mean = Array(stats.mean[0..<n])
-        let scale = fieldScales(names: names, variance: (0..<n).map { std[$0] * std[$0] })
+        let scale = fieldScales(names: names, variance: (0..<n).map { std[$0] * std[$0] }, weights: weights)
         let total = (0..<n).map { std[$0] * std[$0] / (scale[$0] * scale[$0]) }.reduce(0, +)
         let l = min(n, k + oversampling)
         var random = SeededGenerator(seed: 0, stream: "eof.randomized")
@@ -278,17 +316,18 @@ public enum EOFAnalysis {
     /// Rows per SYRK/GEMM block: at most 32 MiB of them.
     static func rowsPerBlock(_ n: Int) -> Int { max(16, min(4096, (1 << 22) / n)) }
 
-    /// One scale per field (the name before `[` or `@`): the root of its columns' mean variance (1 if that is 0).
-    static func fieldScales(names: [String], variance: [Double]) -> [Double] {
+    /// One scale per field (the name before `[` or `@`): the root of its columns' mean variance (1 if that is 0),
+    /// divided by each column's weight (none: 1).
+    static func fieldScales(names: [String], variance: [Double], weights: [Double]) -> [Double] {
         var fieldSum: [Substring: Double] = [:], fieldCount: [Substring: Int] = [:]
         for (name, v) in zip(names, variance) {
             fieldSum[EOFBasis.field(of: name), default: 0] += v
             fieldCount[EOFBasis.field(of: name), default: 0] += 1
         }
-        return names.map { name -> Double in
-            let f = EOFBasis.field(of: name)
+        return names.indices.map { i -> Double in
+            let f = EOFBasis.field(of: names[i])
             let v = (fieldSum[f]! / Double(fieldCount[f]!)).squareRoot()
-            return v > 0 && v.isFinite ? v : 1
+            return (v > 0 && v.isFinite ? v : 1) / (weights.isEmpty ? 1 : weights[i])
         }
     }
 

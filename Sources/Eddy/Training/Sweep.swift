@@ -41,6 +41,8 @@ public struct SweepConfig: Sendable {
     /// Reduce the variables to their leading K EOFs first (fitted on the training part only), for each K listed
     /// (strictly increasing; one fit for the largest, whose leading columns are every smaller basis; one pass each).
     public var pca: [Int]?
+    /// With `pca`: weight grid points by `√cos φ` (see `EOFBasis`).
+    public var areaWeights = true
 
     public init(data: DataSpec, validation: ValidationSource, widths: [Int], ridges: [Double], horizon: Int) {
         self.data = data
@@ -166,7 +168,9 @@ public struct Sweep {
         if validationSegments.isEmpty {
             throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
         }
-        let fitted = try config.pca.map { try EOFAnalysis.fit(open, components: $0.last!, path: spec.path, progress: progress) }
+        let fitted = try config.pca.map {
+            try EOFAnalysis.fit(open, components: $0.last!, path: spec.path, areaWeights: config.areaWeights, progress: progress)
+        }
         let reductions: [Reduction?] = config.pca.map { list in list.map { fitted!.truncated(to: $0) } } ?? [nil]
         let rawOpen = open
         let sampleWidth = config.sampleWidth ?? config.widths.last!

@@ -27,6 +27,8 @@ public struct TrainingConfig: Sendable {
     public var dt: Double?
     /// Reduce the variables to their leading K EOFs (principal components) first; forecasts map back.
     public var pca: Int?
+    /// With `pca`: weight grid points by `√cos φ` (see `EOFBasis`).
+    public var areaWeights = true
 
     public init(data: DataSpec) { self.data = data }
 
@@ -206,7 +208,9 @@ public struct Trainer {
         var seconds: [String: Double] = [:]
         let spec = config.data
         var open: ReaderFactory = { try DataSource.open(spec) }
-        let reduction = try config.pca.map { try EOFAnalysis.fit(open, components: $0, path: spec.path, progress: progress) }
+        let reduction = try config.pca.map {
+            try EOFAnalysis.fit(open, components: $0, path: spec.path, areaWeights: config.areaWeights, progress: progress)
+        }
         if let reduction { open = reduction.wrap(open) }
         let data = try Trainer.prepare(open, path: spec.path, delays: config.delays, seed: config.seed, poolSize: config.swimPool,
                                        chunkRows: config.chunkRows, reduction: reduction, progress: progress)
@@ -256,7 +260,7 @@ public struct Trainer {
         if let r = data.reduction {
             meta.formatVersion = 2
             meta.reduction = .init(components: r.basis.components, componentVariance: r.basis.variance, totalVariance: r.basis.totalVariance,
-                                   explained: r.basis.explained, scaling: "field")
+                                   explained: r.basis.explained, scaling: r.areaWeighted ? "field, area (sqrt cos lat)" : "field")
         }
         let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil
         if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil || netcdf
