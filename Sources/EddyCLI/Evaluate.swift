@@ -24,11 +24,6 @@ struct Evaluate: ParsableCommand {
         try reportingErrors {
             let (model, segments, spec) = try options.load()
             let h = options.horizon
-            let cases = try Forecaster.cases(model: model, segments: segments, origins: options.origin(default: .every(stride: h)),
-                                             horizon: h, path: spec.path)
-            let forecasts = Forecaster.run(model: model, cases: cases, horizon: h)
-            var result = Evaluator.evaluate(model: model, cases: cases, forecasts: forecasts, horizon: h, threshold: threshold, lyapunov: lyapunov)
-            if climate { result.climate = try Evaluator.climate(model: model, segments: segments, maxSteps: freeRun, path: spec.path) }
             let steps: [Int] = try reportSteps.map { text in
                 let list = splitList(text).compactMap(Int.init)
                 guard !list.isEmpty, list.count == splitList(text).count, list.allSatisfy({ (1...h).contains($0) }) else {
@@ -36,19 +31,38 @@ struct Evaluate: ParsableCommand {
                 }
                 return list
             } ?? [h]
-            var methods: [(String, [Double])] = [("eddy", forecasts)]
-            if baselines {
-                let kinds: [Baseline] = model.metadata.climatologyPeriod == nil ? [.persistence] : Baseline.allCases
-                if kinds.count == 1 { printError("eddy: note: no daily cycle in the training data's time column: only the persistence baseline") }
-                for b in kinds { methods.append((b.rawValue, try Evaluator.baseline(b, model: model, segments: segments, cases: cases, horizon: h))) }
+            let kinds: [Baseline] = !baselines ? [] : model.metadata.climatologyPeriod == nil ? [.persistence] : Baseline.allCases
+            if baselines && kinds.count == 1 { printError("eddy: note: no daily cycle in the training data's time column: only the persistence baseline") }
+            let picks = try Forecaster.origins(model: model, segments: segments, choice: options.origin(default: .every(stride: h)),
+                                               horizon: h, path: spec.path)
+            // Origins in batches of at most 4 Mi forecast values (32 MiB), so a wide state's forecasts are never all held.
+            var sums = EvaluationSums(model: model, horizon: h, threshold: threshold)
+            var comparisonSums = ComparisonSums(model: model, horizon: h, steps: steps, methods: ["eddy"] + kinds.map(\.rawValue))
+            var diverged: [(episode: String, origin: Int, step: Int)] = []
+            let batch = max(1, (1 << 22) / max(1, h * model.outputCount))
+            let progress = TerminalProgress()
+            let report = progress.handler()
+            for start in stride(from: 0, to: picks.count, by: batch) {
+                let part = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + batch)],
+                                                horizon: h, path: spec.path)
+                let forecasts = Forecaster.run(model: model, cases: part, horizon: h)
+                sums.add(cases: part, forecasts: forecasts)
+                var methods = [forecasts]
+                for b in kinds { methods.append(try Evaluator.baseline(b, model: model, segments: segments, cases: part, horizon: h)) }
+                comparisonSums.add(cases: part, forecasts: methods)
+                diverged += Evaluator.diverged(model: model, forecasts: forecasts, cases: part.count, horizon: h)
+                    .map { (part[$0.case].episode, part[$0.case].origin, $0.step) }
+                report?("forecasting", start + part.count, picks.count)
             }
-            let comparison = Evaluator.compare(model: model, cases: cases, horizon: h, steps: steps, methods: methods)
-            let diverged = Evaluator.diverged(model: model, forecasts: forecasts, cases: cases.count, horizon: h)
+            progress.clear()
+            var result = sums.evaluation(lyapunov: lyapunov)
+            if climate { result.climate = try Evaluator.climate(model: model, segments: segments, maxSteps: freeRun, path: spec.path) }
+            let comparison = comparisonSums.comparison
             if json {
                 var j = evaluationJSON(result)
                 if case .object(var pairs) = j {
                     pairs.append(("comparison", comparisonJSON(comparison)))
-                    pairs.append(("diverged", .array(diverged.map { .object(["episode": .string(cases[$0.case].episode), "origin": .int(cases[$0.case].origin), "step": .int($0.step)]) })))
+                    pairs.append(("diverged", .array(diverged.map { .object(["episode": .string($0.episode), "origin": .int($0.origin), "step": .int($0.step)]) })))
                     j = .object(pairs)
                 }
                 print(j.text)
@@ -74,7 +88,7 @@ struct Evaluate: ParsableCommand {
             }
             if !diverged.isEmpty {
                 print("")
-                print("warning: \(diverged.count) of \(result.origins) forecasts left the training range by more than its width or turned non-finite (first at trajectory \(cases[diverged[0].case].episode), origin \(cases[diverged[0].case].origin), step \(diverged[0].step)); raise --ridge")
+                print("warning: \(diverged.count) of \(result.origins) forecasts left the training range by more than its width or turned non-finite (first at trajectory \(diverged[0].episode), origin \(diverged[0].origin), step \(diverged[0].step)); raise --ridge")
             }
             if let c = result.climate {
                 print("")

@@ -31,6 +31,41 @@ struct EvaluationTests {
         #expect(fewer.origins == 2 && fewer.mse[0].values[0].allSatisfy(\.isFinite))
         #expect(Evaluator.diverged(model: model, forecasts: forecasts, cases: 3, horizon: 2).map(\.case) == [0])
     }
+
+    /// `eddy evaluate` sums its scores batch by batch of origins: any batching gives the one-batch evaluation and
+    /// comparison (the same sums in another order: to 1e-12).
+    @Test func batchesGiveTheSameScores() throws {
+        let dir = try scratch()
+        try rotationCSV(dir + "/r.csv", episodes: 3, steps: 60)
+        let spec = DataSpec(path: dir + "/r.csv", episodeColumn: "episode")
+        var config = TrainingConfig(data: spec)
+        config.width = 8
+        config.delays = 2
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        let (_, segments) = try DataSource.loadSegments(spec)
+        let picks = try Forecaster.origins(model: model, segments: segments, choice: .every(stride: 4), horizon: 6, path: "r")
+        let all = try Forecaster.cases(model: model, segments: segments, picks: picks, horizon: 6, path: "r")
+        let f = Forecaster.run(model: model, cases: all, horizon: 6)
+        let p = try Evaluator.baseline(.persistence, model: model, segments: segments, cases: all, horizon: 6)
+        let whole = Evaluator.evaluate(model: model, cases: all, forecasts: f, horizon: 6, lyapunov: 0.5)
+        let wholeComparison = Evaluator.compare(model: model, cases: all, horizon: 6, steps: [1, 6], methods: [("eddy", f), ("persistence", p)])
+        var sums = EvaluationSums(model: model, horizon: 6)
+        var comparison = ComparisonSums(model: model, horizon: 6, steps: [1, 6], methods: ["eddy", "persistence"])
+        for start in stride(from: 0, to: picks.count, by: 5) {
+            let part = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + 5)], horizon: 6, path: "r")
+            let pf = Forecaster.run(model: model, cases: part, horizon: 6)
+            sums.add(cases: part, forecasts: pf)
+            comparison.add(cases: part, forecasts: [pf, try Evaluator.baseline(.persistence, model: model, segments: segments, cases: part, horizon: 6)])
+        }
+        let batched = sums.evaluation(lyapunov: 0.5)
+        #expect(picks.count > 10 && batched.origins == whole.origins)
+        #expect(abs(batched.mse - whole.mse) <= 1e-12 * whole.mse && relative(batched.perVariableMSE, whole.perVariableMSE) < 1e-12)
+        #expect(relative(batched.steps.map(\.mseStandardised), whole.steps.map(\.mseStandardised)) < 1e-12)
+        #expect(batched.validPredictionTime.medianSteps == whole.validPredictionTime.medianSteps)
+        let c = comparison.comparison
+        #expect(c.origins == wholeComparison.origins)
+        for k in 0..<2 { for si in 0..<2 { #expect(relative(c.mse[k].values[si], wholeComparison.mse[k].values[si]) < 1e-12) } }
+    }
 }
 
 @Suite("Number formatting")

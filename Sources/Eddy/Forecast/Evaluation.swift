@@ -45,51 +45,9 @@ public struct Evaluation: Codable, Sendable {
 public enum Evaluator {
     public static func evaluate(model: Model, cases: [ForecastCase], forecasts: [Double], horizon: Int,
                                 threshold: Double = 0.5, lyapunov: Double?) -> Evaluation {
-        let n = model.outputCount
-        let std = model.outputStd
-        var sum = [Double](repeating: 0, count: horizon), sumStd = [Double](repeating: 0, count: horizon)
-        var counts = [Int](repeating: 0, count: horizon)
-        var perVariable = [Double](repeating: 0, count: n), perVariableCount = 0
-        var vpts: [Double] = []
-        var censored = 0
-        var nonFinite = 0
-        for (c, fc) in cases.enumerated() {
-            let available = fc.truth.count / n
-            let slice = Array(forecasts[(c * horizon * n)..<(c * horizon * n + available * n)])
-            if slice.contains(where: { !$0.isFinite }) { nonFinite += 1 }
-            for h in 0..<available {
-                for i in 0..<n {
-                    let e = slice[h * n + i] - fc.truth[h * n + i]
-                    let e2 = e.isFinite ? e * e : .infinity
-                    sum[h] += e2
-                    sumStd[h] += e2 / (std[i] * std[i])
-                    perVariable[i] += e2
-                }
-                counts[h] += n
-                perVariableCount += 1
-            }
-            let errors = Metrics.normalisedErrors(forecast: slice, truth: fc.truth, scale: std)
-            let v = Metrics.validPredictionSteps(errors: errors, threshold: threshold)
-            if v == errors.count { censored += 1 }
-            vpts.append(Double(v))
-        }
-        var steps: [Evaluation.Step] = []
-        var total = 0.0, totalStd = 0.0, totalCount = 0
-        for h in 0..<horizon where counts[h] > 0 {
-            let mse = sum[h] / Double(counts[h]), ms = sumStd[h] / Double(counts[h])
-            steps.append(.init(step: h + 1, mse: mse, mseStandardised: ms, nrmse: ms.squareRoot()))
-            total += sum[h]; totalStd += sumStd[h]; totalCount += counts[h]
-        }
-        let median = Metrics.median(vpts) ?? 0
-        let dt = model.metadata.dt
-        let vpt = Evaluation.ValidPredictionTime(threshold: threshold, medianSteps: median, medianTime: median * dt,
-                                                 medianLyapunovTimes: lyapunov.map { median * dt * $0 }, lyapunovExponent: lyapunov,
-                                                 censored: censored)
-        return Evaluation(variables: model.metadata.variables, horizon: horizon, dt: dt, origins: cases.count,
-                          mse: totalCount > 0 ? total / Double(totalCount) : .nan,
-                          mseStandardised: totalCount > 0 ? totalStd / Double(totalCount) : .nan,
-                          perVariableMSE: perVariable.map { perVariableCount > 0 ? $0 / Double(perVariableCount) : .nan },
-                          nonFiniteForecasts: nonFinite, steps: steps, validPredictionTime: vpt, climate: nil)
+        var sums = EvaluationSums(model: model, horizon: horizon, threshold: threshold)
+        sums.add(cases: cases, forecasts: forecasts)
+        return sums.evaluation(lyapunov: lyapunov)
     }
 
     /// Long free runs against the truth: one run per segment from its first window, over the whole segment.
@@ -170,6 +128,122 @@ public enum Baseline: String, CaseIterable, Sendable {
 }
 
 /// Errors per variable at chosen steps, for the model and its baselines.
+/// The sums behind an `Evaluation`, added batch by batch of cases, so that evaluating many origins of a wide state
+/// never holds all their forecasts at once (`Evaluator.evaluate` is one batch).
+public struct EvaluationSums: Sendable {
+    let model: Model
+    let horizon: Int
+    let threshold: Double
+    var sum: [Double], sumStd: [Double], counts: [Int]
+    var perVariable: [Double], perVariableCount = 0
+    var vpts: [Double] = []
+    var censored = 0, nonFinite = 0, origins = 0
+
+    public init(model: Model, horizon: Int, threshold: Double = 0.5) {
+        self.model = model
+        self.horizon = horizon
+        self.threshold = threshold
+        sum = .init(repeating: 0, count: horizon)
+        sumStd = .init(repeating: 0, count: horizon)
+        counts = .init(repeating: 0, count: horizon)
+        perVariable = .init(repeating: 0, count: model.outputCount)
+    }
+
+    /// Adds the cases and their forecasts (`cases.count × H × n`, data units).
+    public mutating func add(cases: [ForecastCase], forecasts: [Double]) {
+        let n = model.outputCount
+        let std = model.outputStd
+        for (c, fc) in cases.enumerated() {
+            let available = fc.truth.count / n
+            let slice = Array(forecasts[(c * horizon * n)..<(c * horizon * n + available * n)])
+            if slice.contains(where: { !$0.isFinite }) { nonFinite += 1 }
+            for h in 0..<available {
+                for i in 0..<n {
+                    let e = slice[h * n + i] - fc.truth[h * n + i]
+                    let e2 = e.isFinite ? e * e : .infinity
+                    sum[h] += e2
+                    sumStd[h] += e2 / (std[i] * std[i])
+                    perVariable[i] += e2
+                }
+                counts[h] += n
+                perVariableCount += 1
+            }
+            let errors = Metrics.normalisedErrors(forecast: slice, truth: fc.truth, scale: std)
+            let v = Metrics.validPredictionSteps(errors: errors, threshold: threshold)
+            if v == errors.count { censored += 1 }
+            vpts.append(Double(v))
+        }
+        origins += cases.count
+    }
+
+    public func evaluation(lyapunov: Double?) -> Evaluation {
+        var steps: [Evaluation.Step] = []
+        var total = 0.0, totalStd = 0.0, totalCount = 0
+        for h in 0..<horizon where counts[h] > 0 {
+            let mse = sum[h] / Double(counts[h]), ms = sumStd[h] / Double(counts[h])
+            steps.append(.init(step: h + 1, mse: mse, mseStandardised: ms, nrmse: ms.squareRoot()))
+            total += sum[h]; totalStd += sumStd[h]; totalCount += counts[h]
+        }
+        let median = Metrics.median(vpts) ?? 0
+        let dt = model.metadata.dt
+        let vpt = Evaluation.ValidPredictionTime(threshold: threshold, medianSteps: median, medianTime: median * dt,
+                                                 medianLyapunovTimes: lyapunov.map { median * dt * $0 }, lyapunovExponent: lyapunov,
+                                                 censored: censored)
+        return Evaluation(variables: model.metadata.variables, horizon: horizon, dt: dt, origins: origins,
+                          mse: totalCount > 0 ? total / Double(totalCount) : .nan,
+                          mseStandardised: totalCount > 0 ? totalStd / Double(totalCount) : .nan,
+                          perVariableMSE: perVariable.map { perVariableCount > 0 ? $0 / Double(perVariableCount) : .nan },
+                          nonFiniteForecasts: nonFinite, steps: steps, validPredictionTime: vpt, climate: nil)
+    }
+}
+
+/// The sums behind a `Comparison`, added batch by batch of cases (`Evaluator.compare` is one batch).
+public struct ComparisonSums: Sendable {
+    let model: Model
+    let horizon: Int
+    let steps: [Int]
+    let methods: [String]
+    /// [step][method][variable] sums of squared errors, and the origins counted at each step.
+    var sums: [[[Double]]]
+    var counts: [Int]
+
+    public init(model: Model, horizon: Int, steps: [Int], methods: [String]) {
+        self.model = model
+        self.horizon = horizon
+        self.steps = steps
+        self.methods = methods
+        sums = .init(repeating: .init(repeating: .init(repeating: 0, count: model.outputCount), count: methods.count), count: steps.count)
+        counts = .init(repeating: 0, count: steps.count)
+    }
+
+    /// Adds the cases with each method's forecasts (`cases.count × H × n`, in `methods` order). The first method (the
+    /// model) is never excused: a non-finite forecast of it makes its MSE infinite rather than dropping the origin.
+    public mutating func add(cases: [ForecastCase], forecasts: [[Double]]) {
+        let n = model.outputCount
+        for (si, step) in steps.enumerated() {
+            let h = step - 1
+            for (c, fc) in cases.enumerated() where fc.truth.count >= (h + 1) * n {
+                let usable = forecasts.dropFirst().allSatisfy { f in (0..<n).allSatisfy { f[(c * horizon + h) * n + $0].isFinite } }
+                guard usable else { continue }
+                counts[si] += 1
+                for (k, f) in forecasts.enumerated() {
+                    for i in 0..<n {
+                        let e = f[(c * horizon + h) * n + i] - fc.truth[h * n + i]
+                        sums[si][k][i] += e.isFinite ? e * e : .infinity
+                    }
+                }
+            }
+        }
+    }
+
+    public var comparison: Comparison {
+        let table = methods.indices.map { k in
+            (method: methods[k], values: steps.indices.map { si in sums[si][k].map { counts[si] > 0 ? $0 / Double(counts[si]) : .nan } })
+        }
+        return Comparison(variables: model.metadata.variables, steps: steps, mse: table, origins: counts.max() ?? 0)
+    }
+}
+
 public struct Comparison: Sendable {
     public var variables: [String]
     public var steps: [Int]
@@ -232,31 +306,11 @@ extension Evaluator {
     }
 
     /// Mean squared error per variable at each step (1-based), over the cases that have truth there and a forecast from
-    /// every baseline (so all methods are scored on the same origins). The first method (the model) is never excused:
-    /// a non-finite forecast of it makes its MSE infinite rather than dropping the origin.
+    /// every baseline (so all methods are scored on the same origins); see `ComparisonSums`.
     public static func compare(model: Model, cases: [ForecastCase], horizon: Int, steps: [Int], methods: [(String, [Double])]) -> Comparison {
-        let n = model.outputCount
-        var table: [(String, [[Double]])] = methods.map { ($0.0, []) }
-        var origins = 0
-        for step in steps {
-            let h = step - 1
-            var sums = [[Double]](repeating: [Double](repeating: 0, count: n), count: methods.count)
-            var count = 0
-            for (c, fc) in cases.enumerated() where fc.truth.count >= (h + 1) * n {
-                let usable = methods.dropFirst().allSatisfy { m in (0..<n).allSatisfy { m.1[(c * horizon + h) * n + $0].isFinite } }
-                guard usable else { continue }
-                count += 1
-                for (k, m) in methods.enumerated() {
-                    for i in 0..<n {
-                        let e = m.1[(c * horizon + h) * n + i] - fc.truth[h * n + i]
-                        sums[k][i] += e.isFinite ? e * e : .infinity
-                    }
-                }
-            }
-            origins = max(origins, count)
-            for k in methods.indices { table[k].1.append(sums[k].map { count > 0 ? $0 / Double(count) : .nan }) }
-        }
-        return Comparison(variables: model.metadata.variables, steps: steps, mse: table.map { (method: $0.0, values: $0.1) }, origins: origins)
+        var sums = ComparisonSums(model: model, horizon: horizon, steps: steps, methods: methods.map(\.0))
+        sums.add(cases: cases, forecasts: methods.map(\.1))
+        return sums.comparison
     }
 
     /// Forecasts that left the training range by more than its own width, or turned non-finite: (case, first step).

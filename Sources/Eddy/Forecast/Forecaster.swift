@@ -31,11 +31,15 @@ public enum Forecaster {
     /// past the end of the data.
     public static func cases(model: Model, segments: [Segment], origins: OriginChoice, horizon: Int,
                              futureInputs: [String: [Double]] = [:], path: String) throws -> [ForecastCase] {
-        let l = model.layout
-        // Rows hold the model's variables (data units) then its inputs; the window holds the standardised state
-        // (the variables, or their leading components with --pca).
-        let n = model.outputCount, state = l.variables, m = l.inputs, k = l.delays
-        var picks: [(Int, Int)] = []   // (segment, origin)
+        let picks = try Forecaster.origins(model: model, segments: segments, choice: origins, horizon: horizon, path: path)
+        return try cases(model: model, segments: segments, picks: picks, horizon: horizon, futureInputs: futureInputs, path: path)
+    }
+
+    /// The origins a choice gives, as (segment, row) pairs in order; an error when none fits.
+    public static func origins(model: Model, segments: [Segment], choice origins: OriginChoice, horizon: Int,
+                               path: String) throws -> [(segment: Int, row: Int)] {
+        let k = model.layout.delays
+        var picks: [(segment: Int, row: Int)] = []
         switch origins {
         case .last:
             var lastOf: [String: Int] = [:]
@@ -61,6 +65,16 @@ public enum Forecaster {
         if picks.isEmpty {
             throw EddyError("\(path): no forecast origin fits: every segment is shorter than the \(k) delay rows plus the horizon \(horizon) (longest segment: \(segments.map(\.rowCount).max() ?? 0) rows)")
         }
+        return picks
+    }
+
+    /// The cases of the given origins (see `origins`), in their order.
+    public static func cases(model: Model, segments: [Segment], picks: some Collection<(segment: Int, row: Int)>, horizon: Int,
+                             futureInputs: [String: [Double]] = [:], path: String) throws -> [ForecastCase] {
+        let l = model.layout
+        // Rows hold the model's variables (data units) then its inputs; the window holds the standardised state
+        // (the variables, or their leading components with --pca).
+        let n = model.outputCount, state = l.variables, m = l.inputs, k = l.delays
         let norm = model.normalisation
         var out: [ForecastCase] = []
         out.reserveCapacity(picks.count)
