@@ -39,7 +39,7 @@ struct Evaluate: ParsableCommand {
             var sums = EvaluationSums(model: model, horizon: h, threshold: threshold)
             var comparisonSums = ComparisonSums(model: model, horizon: h, steps: steps, methods: ["eddy"] + kinds.map(\.rawValue))
             var diverged: [(episode: String, origin: Int, step: Int)] = []
-            let batch = max(1, (1 << 22) / max(1, h * model.outputCount))
+            let batch = originsPerBatch(horizon: h, variables: model.outputCount)
             let progress = TerminalProgress()
             let report = progress.handler()
             for start in stride(from: 0, to: picks.count, by: batch) {

@@ -1,5 +1,10 @@
 import ArgumentParser
 import Eddy
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 struct ForecastOptions: ParsableArguments {
     @Option(help: "The model file written by eddy train.") var model: String
@@ -57,55 +62,83 @@ struct Forecast: ParsableCommand {
                 let (_, segs) = try DataSource.loadSegments(DataSpec(path: f, columns: model.externalInputs, inputs: [], episodeColumn: spec.episodeColumn))
                 for s in segs { future[s.episode, default: []] += s.values }
             }
-            let cases = try Forecaster.cases(model: model, segments: segments, origins: options.origin(default: .last),
-                                             horizon: options.horizon, futureInputs: future, path: spec.path)
-            let values = Forecaster.run(model: model, cases: cases, horizon: options.horizon)
-            let n = model.outputCount, h = options.horizon
-            // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
-            let diverged = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
-            let firstBad = Dictionary(uniqueKeysWithValues: diverged.map { ($0.case, $0.step) })
-            if out.lowercased().hasSuffix(".nc") {
-                try ForecastNetCDF.write(path: out, model: model, cases: cases, forecasts: values, horizon: h, firstDiverged: firstBad)
-            } else if out.lowercased().hasSuffix(".npy") {
-                let file = try AtomicFile(path: out)
-                try file.write(NPY.header(shape: [cases.count, h, n]))
-                try file.write(doubles: values)
-                try file.commit()
-            } else {
-                let withOrigin = options.origins != nil && options.origins != "last"
-                let flagColumn = !diverged.isEmpty
-                // With a named time column (--time-column), each row also says when it is valid (a date when the data's
-                // times are dates).
-                let timed = model.metadata.shaping?.timeColumn != nil && cases.allSatisfy { $0.time != nil }
-                let dates = model.metadata.shaping?.timesAreDates == true
-                var text = ([spec.episodeColumn ?? "episode"] + (withOrigin ? ["origin_row"] : []) + ["step"] + (timed ? ["time"] : [])
-                            + model.metadata.variables
-                            + (flagColumn ? ["flag"] : [])).joined(separator: ",") + "\n"
-                for (c, fc) in cases.enumerated() {
-                    for s in 0..<h {
-                        var row = [csvField(fc.episode)] + (withOrigin ? ["\(fc.origin)"] : []) + ["\(s + 1)"]
-                        if timed, let t0 = fc.time {
-                            let t = t0 + Double(s + 1) * model.metadata.dt
-                            row.append(dates ? TimeParser.iso(t) : "\(t)")
-                        }
-                        for i in 0..<n { let v = values[(c * h + s) * n + i]; row.append(v.isFinite ? "\(v)" : "nan") }
-                        if flagColumn { row.append(firstBad[c].map { s + 1 >= $0 ? "diverged" : "" } ?? "") }
-                        text += row.joined(separator: ",") + "\n"
-                    }
+            let h = options.horizon, n = model.outputCount
+            let picks = try Forecaster.origins(model: model, segments: segments, choice: options.origin(default: .last), horizon: h,
+                                               path: spec.path)
+            let lower = out.lowercased()
+            // .nc and .npy are written batch by batch of origins (at most 2²² forecast values each), so a wide state's
+            // forecasts are never all held; a CSV is built whole (its flag column appears only when needed).
+            let batch = lower.hasSuffix(".nc") || lower.hasSuffix(".npy") ? originsPerBatch(horizon: h, variables: n) : picks.count
+            let timed = picks.allSatisfy { segments[$0.segment].times.count == segments[$0.segment].rowCount }
+            let netcdf = lower.hasSuffix(".nc") ? try ForecastNetCDF(path: out, model: model, count: picks.count, horizon: h, timed: timed) : nil
+            let npy = lower.hasSuffix(".npy") ? try AtomicFile(path: out) : nil
+            try npy?.write(NPY.header(shape: [picks.count, h, n]))
+            var diverged: [(episode: String, origin: Int, step: Int)] = []
+            var first: (ForecastCase, [Double])?
+            for start in stride(from: 0, to: picks.count, by: batch) {
+                let cases = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + batch)],
+                                                 horizon: h, futureInputs: future, path: spec.path)
+                let values = Forecaster.run(model: model, cases: cases, horizon: h)
+                if first == nil { first = (cases[0], Array(values[0..<(h * n)])) }
+                // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
+                let bad = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
+                diverged += bad.map { (cases[$0.case].episode, cases[$0.case].origin, $0.step) }
+                let firstBad = Dictionary(uniqueKeysWithValues: bad.map { ($0.case, $0.step) })
+                if let netcdf {
+                    try netcdf.write(cases: cases, forecasts: values, firstDiverged: firstBad, at: start)
+                } else if let npy {
+                    try npy.write(doubles: values)
+                } else {
+                    try AtomicFile.write(forecastCSV(model: model, cases: cases, values: values, horizon: h, firstBad: firstBad,
+                                                     episodeColumn: spec.episodeColumn, withOrigin: options.origins != nil && options.origins != "last"),
+                                         to: out)
                 }
-                try AtomicFile.write(text, to: out)
             }
-            if let plot {
-                try AtomicFile.write(forecastPlot(model: model, fc: cases[0], forecast: Array(values[0..<(h * n)]), horizon: h), to: plot)
+            try netcdf?.commit()
+            try npy?.commit()
+            if let plot, let (fc, forecast) = first {
+                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h), to: plot)
             }
             if !diverged.isEmpty {
-                printError("eddy: warning: \(diverged.count) of \(cases.count) forecasts turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
+                printError("eddy: warning: \(diverged.count) of \(picks.count) forecasts turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
             }
             let names = model.metadata.variables
             let listed = names.count <= 12 ? names.joined(separator: ",") : "\(names.count) variables (\(names[0]) … \(names[names.count - 1]))"
-            print("wrote \(out): \(cases.count) forecast(s) × \(h) steps of \(listed)\(plot.map { ", plot \($0)" } ?? "")")
+            print("wrote \(out): \(picks.count) forecast(s) × \(h) steps of \(listed)\(plot.map { ", plot \($0)" } ?? "")")
         }
     }
+}
+
+/// Origins forecast together when a command works batch by batch: at most 2²² forecast values (32 MiB), or
+/// `EDDY_FORECAST_BATCH_VALUES` (tests set it small to exercise several batches).
+func originsPerBatch(horizon: Int, variables: Int) -> Int {
+    let values = getenv("EDDY_FORECAST_BATCH_VALUES").flatMap { Int(String(cString: $0)) } ?? (1 << 22)
+    return max(1, values / max(1, horizon * variables))
+}
+
+/// The forecast CSV: one row per forecast and step (see `Forecast`'s discussion).
+func forecastCSV(model: Model, cases: [ForecastCase], values: [Double], horizon h: Int, firstBad: [Int: Int], episodeColumn: String?,
+                 withOrigin: Bool) -> String {
+    let n = model.outputCount
+    let flagColumn = !firstBad.isEmpty
+    // With a named time column (--time-column), each row also says when it is valid (a date when the data's times are dates).
+    let timed = model.metadata.shaping?.timeColumn != nil && cases.allSatisfy { $0.time != nil }
+    let dates = model.metadata.shaping?.timesAreDates == true
+    var text = ([episodeColumn ?? "episode"] + (withOrigin ? ["origin_row"] : []) + ["step"] + (timed ? ["time"] : [])
+                + model.metadata.variables + (flagColumn ? ["flag"] : [])).joined(separator: ",") + "\n"
+    for (c, fc) in cases.enumerated() {
+        for s in 0..<h {
+            var row = [csvField(fc.episode)] + (withOrigin ? ["\(fc.origin)"] : []) + ["\(s + 1)"]
+            if timed, let t0 = fc.time {
+                let t = t0 + Double(s + 1) * model.metadata.dt
+                row.append(dates ? TimeParser.iso(t) : "\(t)")
+            }
+            for i in 0..<n { let v = values[(c * h + s) * n + i]; row.append(v.isFinite ? "\(v)" : "nan") }
+            if flagColumn { row.append(firstBad[c].map { s + 1 >= $0 ? "diverged" : "" } ?? "") }
+            text += row.joined(separator: ",") + "\n"
+        }
+    }
+    return text
 }
 
 func csvField(_ s: String) -> String {

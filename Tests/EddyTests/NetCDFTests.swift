@@ -316,6 +316,13 @@ struct GriddedFile {
         #expect(try read(out, "origin_row").values == [30, 45])
         let times = try read(out, "time").values
         #expect(times[0] == GriddedFile.origin + 31 * 3600 && times[7] == GriddedFile.origin + 49 * 3600)
+        // Written in two batches (as `eddy forecast` does for many origins), the file holds the same values.
+        let batched = try ForecastNetCDF(path: dir + "/b.nc", model: model, count: 2, horizon: 4, timed: true)
+        try batched.write(cases: [cases[0]], forecasts: Array(f[0..<(4 * n)]), firstDiverged: [:], at: 0)
+        try batched.write(cases: [cases[1]], forecasts: Array(f[(4 * n)...]), firstDiverged: [0: 3], at: 1)
+        try batched.commit()
+        for name in ["t", "u", "flag", "origin_row", "time"] { #expect(try read(dir + "/b.nc", name).values == read(out, name).values, "\(name)") }
+        try FileManager.default.removeItem(atPath: dir + "/b.nc")
         // Maps for --plot: t at its first level, north up; truth, forecast and difference at steps 1 and 4.
         let map = try #require(MapPlot.forecast(model: model, case: cases[0], forecast: Array(f[0..<(4 * n)]), horizon: 4))
         #expect(map.rows.count == 2 && map.rows.allSatisfy { $0.count == 3 })
