@@ -41,6 +41,7 @@ struct Evaluate: ParsableCommand {
             var diverged: [(episode: String, origin: Int, step: Int)] = []
             let batch = originsPerBatch(horizon: h, variables: model.outputCount)
             let progress = TerminalProgress()
+            defer { progress.clear() }
             let report = progress.handler()
             for start in stride(from: 0, to: picks.count, by: batch) {
                 let part = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + batch)],
@@ -54,7 +55,7 @@ struct Evaluate: ParsableCommand {
                     .map { (part[$0.case].episode, part[$0.case].origin, $0.step) }
                 report?("forecasting", start + part.count, picks.count)
             }
-            progress.clear()
+            progress.clear()   // before the table (clearing twice is harmless)
             var result = sums.evaluation(lyapunov: lyapunov)
             if climate { result.climate = try Evaluator.climate(model: model, segments: segments, maxSteps: freeRun, path: spec.path) }
             let comparison = comparisonSums.comparison

@@ -93,7 +93,8 @@ func pcaLine(_ model: Model) -> String? {
 /// The EOF reduction for JSON reports (nothing without one).
 func pcaJSON(_ model: Model) -> [(String, JSON)] {
     guard let r = model.metadata.reduction else { return [] }
-    return [("pca", .object([("components", .int(r.components)), ("variables", .int(model.outputCount)), ("explained", .number(r.explained))]))]
+    return [("pca", .object([("components", .int(r.components)), ("variables", .int(model.outputCount)), ("explained", .number(r.explained)),
+                             ("scaling", .string(r.scaling))]))]
 }
 
 /// Parses a closed set of names with a message that lists them.

@@ -95,8 +95,13 @@ import Testing
         let weighted = try EOFAnalysis.fit(open, components: n, path: path)
         let plain = try EOFAnalysis.fit(open, components: n, path: path, areaWeights: false)
         #expect(weighted.areaWeighted && !plain.areaWeighted)
-        let w = [1, 0.5.squareRoot(), cos(80 * Double.pi / 180).squareRoot(), 0.01, 1, 1, 1]
+        // Relative to the field's root mean square weight: the field weighs as much as without weights.
+        let raw = [1, 0.5.squareRoot(), cos(80 * Double.pi / 180).squareRoot(), 0.01]
+        let rms = (raw.map { $0 * $0 }.reduce(0, +) / 4).squareRoot()
+        let w = raw.map { $0 / rms } + [1, 1, 1]
         #expect(relative(weighted.basis.scale, zip(plain.basis.scale, w).map { $0 / $1 }) < 1e-12)
+        #expect(EOFBasis.latitude(of: "q[lat=#3:lon=#0]") == nil && EOFBasis.latitude(of: "q[lat=120:lon=0]") == nil)
+        #expect(EOFBasis.latitude(of: "q[level=500:latitude=-30.5:lon=0]") == -30.5)
         let (_, cov) = EOFTests.covariance(rows)
         let s = weighted.basis.scale
         let scaled = (0..<n).map { i in (0..<n).map { j in cov[i][j] / (s[i] * s[j]) } }

@@ -192,6 +192,28 @@ struct GriddedFile {
         }
     }
 
+    /// A dimension without a coordinate variable is labelled by index, `#i`, which is never taken for a coordinate.
+    @Test func indexLabels() throws {
+        let path = try scratch("eddy-nc-index") + "/index.nc"
+        let status = NetCDFLibrary.locked { () -> Int32 in
+            var nc: Int32 = 0, time: Int32 = 0, lat: Int32 = 0, tv: Int32 = 0, v: Int32 = 0
+            var s = nc_create(path, NC_CLOBBER, &nc)
+            s |= nc_def_dim(nc, "time", 4, &time)
+            s |= nc_def_dim(nc, "lat", 3, &lat)
+            s |= nc_def_var(nc, "time", NC_DOUBLE, 1, [time], &tv)
+            s |= nc_def_var(nc, "h", NC_DOUBLE, 2, [time, lat], &v)
+            s |= nc_enddef(nc)
+            s |= nc_put_var_double(nc, tv, [0, 1, 2, 3])
+            s |= nc_put_var_double(nc, v, (0..<12).map(Double.init))
+            return s | nc_close(nc)
+        }
+        #expect(status == NC_NOERR)
+        let reader = try DataSource.open(DataSpec(path: path))
+        #expect(reader.variableNames == ["h[lat=#0]", "h[lat=#1]", "h[lat=#2]"])
+        #expect(reader.variableNames.allSatisfy { EOFBasis.latitude(of: $0) == nil })
+        #expect(GridLayout.parse(reader.variableNames)?.variables[0].dimensions[0].values == nil)
+    }
+
     /// `Trainer` trains on a NetCDF field (a tiny width) and its variables are the flattened names.
     @Test func trainsOnAGriddedField() throws {
         var spec = DataSpec(path: try file())

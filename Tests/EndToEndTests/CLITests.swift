@@ -165,16 +165,41 @@ struct CLITests {
         // (BLAS may round a product of 50 rows differently from one of 594 in the last bit.)
         #expect(segments.count == 594 && fromCSV.count == 594 * 5 * 16 && relative(segments.flatMap(\.values), fromCSV) < 1e-12)
         // evaluate sums its scores over batches: the same scores either way.
-        func evaluate(_ environment: [String: String]) throws -> String {
-            try eddy(["evaluate", "--model", dir + "/m.st", "--data", dir + "/wave.csv", "--from", "20", "--horizon", "10", "--origins", "every:1",
-                      "--baselines", "--json"], environment: environment).stdout
+        func evaluate(_ environment: [String: String]) throws -> [String: Any] {
+            let r = try eddy(["evaluate", "--model", dir + "/m.st", "--data", dir + "/wave.csv", "--from", "20", "--horizon", "10",
+                              "--origins", "every:1", "--baselines", "--report-steps", "1,10", "--json"], environment: environment)
+            #expect(r.status == 0, "\(r.stderr)")
+            return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
         }
-        let one = try evaluate([:]), many = try evaluate(["EDDY_FORECAST_BATCH_VALUES": "500"])
-        let a = try JSONSerialization.jsonObject(with: Data(one.utf8)) as! [String: Any], b = try JSONSerialization.jsonObject(with: Data(many.utf8)) as! [String: Any]
+        let a = try evaluate([:]), b = try evaluate(["EDDY_FORECAST_BATCH_VALUES": "500"])   // 3 origins a batch
         #expect(a["origins"] as? Int == b["origins"] as? Int && (a["origins"] as? Int ?? 0) > 100)
-        #expect(abs((a["mse"] as! Double) - (b["mse"] as! Double)) <= 1e-8 * (a["mse"] as! Double))   // MSE ~1e-11: rounding of the forecasts
+        func close(_ x: Any?, _ y: Any?) -> Bool {   // MSE ~1e-11: batches only change the forecasts' rounding
+            switch (x, y) {
+            case let (p as Double, q as Double): return abs(p - q) <= 1e-8 * max(abs(p), abs(q)) || p == q
+            case let (p as [Any], q as [Any]): return p.count == q.count && zip(p, q).allSatisfy { close($0, $1) }
+            case let (p as [String: Any], q as [String: Any]): return Set(p.keys) == Set(q.keys) && p.keys.allSatisfy { close(p[$0], q[$0]) }
+            case let (p as String, q as String): return p == q
+            case (is NSNull, is NSNull): return true
+            default: return x == nil && y == nil
+            }
+        }
+        for key in ["mse", "mse_per_variable", "steps", "valid_prediction_time", "comparison", "diverged"] {
+            #expect(a[key] != nil && close(a[key], b[key]), "\(key)")
+        }
         try FileManager.default.removeItem(atPath: dir + "/all.csv")
         try FileManager.default.removeItem(atPath: dir + "/all.npy")
+        // A grid with latitudes: area weights by default, and off on request; the report says which.
+        #expect(try eddy(["generate", "tracer", "--steps", "200", "--lat", "6", "--lon", "8", "--out", dir + "/field.nc"]).status == 0)
+        for (flag, scaling) in [([String](), "field, area (sqrt cos lat)"), (["--no-area-weights"], "field")] {
+            let r = try eddy(["train", "--data", dir + "/field.nc", "--width", "20", "--pca", "5", "--out", dir + "/g.st", "--json"] + flag)
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
+            #expect((j["pca"] as? [String: Any])?["scaling"] as? String == scaling)
+            let text = try eddy(["train", "--data", dir + "/field.nc", "--width", "20", "--pca", "5", "--out", dir + "/g.st"] + flag)
+            #expect(text.stdout.contains(flag.isEmpty ? "area-weighted variance" : "field-scaled variance"), "\(text.stdout)")
+        }
+        try FileManager.default.removeItem(atPath: dir + "/field.nc")
+        try FileManager.default.removeItem(atPath: dir + "/g.st")
         // Asking for more components than columns: a clear error, nothing written.
         let before = try listing(dir)
         let bad = try eddy(["train", "--data", dir + "/wave.csv", "--width", "10", "--pca", "17", "--out", dir + "/bad.st"])

@@ -12,8 +12,10 @@ import Darwin
 /// point of a NetCDF variable `t[level=500:lat=…:lon=…]` shares one scale (so the covariance inside a field is kept,
 /// and fields in different units weigh alike), as do the stations of a pivoted variable `temp@EWR`; a plain CSV
 /// column is a field of its own. With area weights, a grid point with a latitude (`lat=` or `latitude=` in its name)
-/// is also multiplied by `√cos φ` (at least 0.01), so a point stands for the area it covers and the crowded polar rows
-/// of a lat/lon grid do not dominate; folded into `scale`, which the inverse map divides out again. The EOFs are the
+/// is also multiplied by `√cos φ` (at least 0.01) relative to its field's root mean square weight, so a point stands
+/// for the area it covers and the crowded polar rows of a lat/lon grid do not dominate, while the field as a whole
+/// weighs as much as before; folded into `scale`, which the inverse map divides out again. Index labels (`lat=#3`)
+/// are not latitudes. The EOFs are the
 /// leading eigenvectors of the covariance of the scaled columns.
 public struct EOFBasis: Sendable, Equatable {
     /// Columns of the data (n) and components kept (K).
@@ -52,7 +54,7 @@ public struct EOFBasis: Sendable, Equatable {
         for part in name[name.index(after: open)..<name.index(before: name.endIndex)].split(separator: ":") {
             guard let eq = part.firstIndex(of: "=") else { continue }
             let key = part[..<eq].lowercased()
-            if key == "lat" || key == "latitude" { return Double(part[part.index(after: eq)...]) }
+            if key == "lat" || key == "latitude" { return Double(part[part.index(after: eq)...]).flatMap { abs($0) <= 90 ? $0 : nil } }
         }
         return nil
     }
@@ -137,14 +139,14 @@ public enum EOFAnalysis {
     /// `areaWeights`: weight grid points with a latitude by `√cos φ` (see `EOFBasis`); nothing changes without latitudes.
     public static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method = .auto, areaWeights: Bool = true,
                            progress: ProgressHandler? = nil) throws -> Reduction {
-        var reduction = try fitUnweighted(open, components: k, path: path, method: method,
-                                          weights: areaWeights ? nil : [], progress: progress)
+        var reduction = try fit(open, components: k, path: path, method: method, weights: areaWeights ? nil : [], progress: progress)
         reduction.areaWeighted = areaWeights && reduction.variableNames.contains { EOFBasis.latitude(of: $0) != nil }
         return reduction
     }
 
-    static func fitUnweighted(_ open: ReaderFactory, components k: Int, path: String, method: Method, weights: [Double]?,
-                              progress: ProgressHandler?) throws -> Reduction {
+    /// `weights`: nil for the area weights of the names, empty for none.
+    static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method, weights: [Double]?,
+                    progress: ProgressHandler?) throws -> Reduction {
         let reader = try open()
         let n = reader.variableNames.count
         let weights = weights ?? reader.variableNames.map(EOFBasis.areaWeight(of:))
@@ -154,7 +156,7 @@ public enum EOFAnalysis {
         }
         switch method {
         case .exact where n > maximumColumns:
-            throw EddyError("\(path): the exact EOFs need the \(n) × \(n) covariance of the variables (\(n * n * 8 / 1_048_576) MiB); at most \(maximumColumns) variables — use the randomized method")
+            throw EddyError("\(path): the exact EOFs need the \(n) × \(n) covariance of the variables (\(n * n * 8 / 1_048_576) MiB); at most \(maximumColumns) variables (above that, the automatic choice takes the randomized method)")
         case .exact: return try exact(reader, components: k, weights: weights, path: path, progress: progress)
         case .randomized: return try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
         case .auto:
@@ -317,17 +319,21 @@ public enum EOFAnalysis {
     static func rowsPerBlock(_ n: Int) -> Int { max(16, min(4096, (1 << 22) / n)) }
 
     /// One scale per field (the name before `[` or `@`): the root of its columns' mean variance (1 if that is 0),
-    /// divided by each column's weight (none: 1).
+    /// divided by each column's weight (none: 1) relative to the root mean square weight of its field, so weights move
+    /// variance between a field's points but a field as a whole weighs as much as without them.
     static func fieldScales(names: [String], variance: [Double], weights: [Double]) -> [Double] {
-        var fieldSum: [Substring: Double] = [:], fieldCount: [Substring: Int] = [:]
-        for (name, v) in zip(names, variance) {
-            fieldSum[EOFBasis.field(of: name), default: 0] += v
+        var fieldSum: [Substring: Double] = [:], fieldCount: [Substring: Int] = [:], fieldWeight: [Substring: Double] = [:]
+        for (i, name) in names.enumerated() {
+            fieldSum[EOFBasis.field(of: name), default: 0] += variance[i]
             fieldCount[EOFBasis.field(of: name), default: 0] += 1
+            fieldWeight[EOFBasis.field(of: name), default: 0] += weights.isEmpty ? 1 : weights[i] * weights[i]
         }
         return names.indices.map { i -> Double in
             let f = EOFBasis.field(of: names[i])
-            let v = (fieldSum[f]! / Double(fieldCount[f]!)).squareRoot()
-            return (v > 0 && v.isFinite ? v : 1) / (weights.isEmpty ? 1 : weights[i])
+            let count = Double(fieldCount[f]!)
+            let v = (fieldSum[f]! / count).squareRoot()
+            let w = weights.isEmpty ? 1 : weights[i] / (fieldWeight[f]! / count).squareRoot()
+            return (v > 0 && v.isFinite ? v : 1) / w
         }
     }
 

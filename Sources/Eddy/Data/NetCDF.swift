@@ -52,8 +52,8 @@ public enum NetCDFLibrary {
 ///
 /// Variable names and order: variable by variable (in the order above), then the variable's other dimensions in
 /// the file's order (C order: the last dimension varies fastest), e.g. `t[level=500:lat=40.5:lon=280]`, each
-/// dimension as `NAME=VALUE` with the coordinate value (the index where the dimension has no 1-D coordinate
-/// variable), joined by `:`; a variable with only the time dimension is named as it is. `spec.columns` and
+/// dimension as `NAME=VALUE` with the coordinate value (`NAME=#i`, the index, where the dimension has no 1-D
+/// coordinate variable: never mistaken for a coordinate, e.g. a latitude), joined by `:`; a variable with only the time dimension is named as it is. `spec.columns` and
 /// `spec.inputs` may select among these names.
 public final class NetCDFReader: RowReader {
     public let path: String
@@ -259,7 +259,7 @@ public final class NetCDFReader: RowReader {
                     for (o, l) in zip(offsets, labels) {
                         for i in sel {
                             o2.append(o + (i - start[a]) * strides[a])
-                            let value = (coordinates[d] ?? nil).map { NetCDFReader.text($0[i]) } ?? "\(i)"
+                            let value = (coordinates[d] ?? nil).map { NetCDFReader.text($0[i]) } ?? "#\(i)"
                             l2.append(l.isEmpty ? "\(dimNames[d])=\(value)" : "\(l):\(dimNames[d])=\(value)")
                         }
                     }

@@ -127,7 +127,6 @@ public enum Baseline: String, CaseIterable, Sendable {
     case climatology
 }
 
-/// Errors per variable at chosen steps, for the model and its baselines.
 /// The sums behind an `Evaluation`, added batch by batch of cases, so that evaluating many origins of a wide state
 /// never holds all their forecasts at once (`Evaluator.evaluate` is one batch).
 public struct EvaluationSums: Sendable {
@@ -219,6 +218,7 @@ public struct ComparisonSums: Sendable {
     /// Adds the cases with each method's forecasts (`cases.count × H × n`, in `methods` order). The first method (the
     /// model) is never excused: a non-finite forecast of it makes its MSE infinite rather than dropping the origin.
     public mutating func add(cases: [ForecastCase], forecasts: [[Double]]) {
+        precondition(forecasts.count == methods.count, "one forecast array per method")
         let n = model.outputCount
         for (si, step) in steps.enumerated() {
             let h = step - 1
@@ -244,6 +244,7 @@ public struct ComparisonSums: Sendable {
     }
 }
 
+/// Errors per variable at chosen steps, for the model and its baselines.
 public struct Comparison: Sendable {
     public var variables: [String]
     public var steps: [Int]
