@@ -85,8 +85,9 @@ read -r LOAD1 _ < /proc/loadavg; echo "$LOAD1" > "$TMP/load_after"
 { ldd "$EDDY" 2>/dev/null | grep -E 'openblas|libblas' | awk '{print $3}' | xargs -r readlink -f; } > "$TMP/eddy_blas" || true
 
 # --- report -----------------------------------------------------------------------------------
-EDDY="$EDDY" TMP="$TMP" JSON_OUT="$JSON_OUT" PAIRS="$PAIRS" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" python3 - <<'PY'
+PYTHONPATH="$HERE" EDDY="$EDDY" TMP="$TMP" JSON_OUT="$JSON_OUT" PAIRS="$PAIRS" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" python3 - <<'PY'
 import json, os
+from benchlib import write_json
 tmp = os.environ["TMP"]
 runs = []
 for line in open(f"{tmp}/eddy_runs.txt"):
@@ -156,11 +157,5 @@ print(f"| numpy_pipeline / eddy | {r['numpy_pipeline_over_eddy']:.2f}× | ≥ 3�
 if "numpy_lstsq_over_eddy" in r:
     print(f"| numpy_lstsq / eddy | {r['numpy_lstsq_over_eddy']:.2f}× | ≥ 10× ({ok(r['numpy_lstsq_over_eddy'], 10)}) |")
 
-text = json.dumps(out, indent=1)
-if os.environ.get("JSON_OUT"):
-    with open(os.environ["JSON_OUT"], "w") as f:
-        f.write(text + "\n")
-    print(f"\nJSON written to {os.environ['JSON_OUT']}")
-else:
-    print("\n(no --json FILE / BENCH_JSON given; JSON not written)")
+write_json(out)
 PY

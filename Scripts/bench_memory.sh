@@ -81,8 +81,9 @@ for rows in "${ROWS_ARR[@]}"; do
   rm -f "$DATA"
 done
 
-TMP="$TMP" JSON_OUT="$JSON_OUT" EDDY="$EDDY" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" TARGET="$TARGET" GRID="$GRID" python3 - <<'PY'
+PYTHONPATH="$HERE" TMP="$TMP" JSON_OUT="$JSON_OUT" EDDY="$EDDY" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" TARGET="$TARGET" GRID="$GRID" python3 - <<'PY'
 import json, os, datetime
+from benchlib import write_json
 tmp = os.environ["TMP"]
 target = float(os.environ["TARGET"])
 
@@ -131,11 +132,5 @@ for r in runs:
     print(f"| {r['rows']:,} | {r['peak_rss_mib']:.1f} | {r['rss_ratio_to_smallest']:.3f} | {r['wall_s']:.2f} | {r['seconds']['total']:.2f} | {r['rows_per_second']:,.0f} |")
 print()
 print(f"peak ratio {runs[-1]['rows']:,} / {base['rows']:,} rows: {ratio:.3f} (target ≤ {target}: {'meets' if ratio <= target else 'ABOVE'})")
-text = json.dumps(out, indent=1)
-if os.environ.get("JSON_OUT"):
-    with open(os.environ["JSON_OUT"], "w") as f:
-        f.write(text + "\n")
-    print(f"\nJSON written to {os.environ['JSON_OUT']}")
-else:
-    print("\n(no --json FILE / BENCH_JSON given; JSON not written)")
+write_json(out)
 PY

@@ -102,8 +102,9 @@ for ridge in 1e-10 1e-8; do
 done
 
 # --- report ---------------------------------------------------------------------------------------
-MANIFEST="$MANIFEST" JSON_OUT="$JSON_OUT" EDDY="$EDDY" python3 - <<'PY'
+PYTHONPATH="$HERE" MANIFEST="$MANIFEST" JSON_OUT="$JSON_OUT" EDDY="$EDDY" python3 - <<'PY'
 import json, os, re, datetime, statistics
+from benchlib import write_json
 
 vdp, l63 = [], []
 for line in open(os.environ["MANIFEST"]):
@@ -170,11 +171,5 @@ print("\n(VPT is capped by the horizon at 3000·0.01·0.906 = 27.2 Lyapunov time
 out = {"experiments": "experiments.sh",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
        "eddy": os.environ["EDDY"], "vanderpol": vdp, "lorenz63": l63, "lorenz63_seed_summary": summary}
-text = json.dumps(out, indent=1)
-if os.environ.get("JSON_OUT"):
-    with open(os.environ["JSON_OUT"], "w") as f:
-        f.write(text + "\n")
-    print(f"\nJSON written to {os.environ['JSON_OUT']}")
-else:
-    print("\n(no --json FILE / BENCH_JSON given; JSON not written)")
+write_json(out)
 PY
