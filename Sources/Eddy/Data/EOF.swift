@@ -50,13 +50,8 @@ public struct EOFBasis: Sendable, Equatable {
 
     /// The latitude of a grid point named `VAR[…:lat=φ:…]` (or `latitude=`), nil for other names.
     public static func latitude(of name: String) -> Double? {
-        guard let open = name.firstIndex(of: "["), name.hasSuffix("]") else { return nil }
-        for part in name[name.index(after: open)..<name.index(before: name.endIndex)].split(separator: ":") {
-            guard let eq = part.firstIndex(of: "=") else { continue }
-            let key = part[..<eq].lowercased()
-            if key == "lat" || key == "latitude" { return Double(part[part.index(after: eq)...]).flatMap { abs($0) <= 90 ? $0 : nil } }
-        }
-        return nil
+        guard let label = GridLayout.labels(of: name)?.labels.first(where: { ["lat", "latitude"].contains($0.key.lowercased()) }) else { return nil }
+        return Double(label.value).flatMap { abs($0) <= 90 ? $0 : nil }
     }
 
     /// The area weight of a column: `√cos φ` (at least 0.01) with a latitude, 1 otherwise.
@@ -139,30 +134,21 @@ public enum EOFAnalysis {
     /// `areaWeights`: weight grid points with a latitude by `√cos φ` (see `EOFBasis`); nothing changes without latitudes.
     public static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method = .auto, areaWeights: Bool = true,
                            progress: ProgressHandler? = nil) throws -> Reduction {
-        var reduction = try fit(open, components: k, path: path, method: method, weights: areaWeights ? nil : [], progress: progress)
-        reduction.areaWeighted = areaWeights && reduction.variableNames.contains { EOFBasis.latitude(of: $0) != nil }
-        return reduction
-    }
-
-    /// `weights`: nil for the area weights of the names, empty for none.
-    static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method, weights: [Double]?,
-                    progress: ProgressHandler?) throws -> Reduction {
         let reader = try open()
-        let n = reader.variableNames.count
-        let weights = weights ?? reader.variableNames.map(EOFBasis.areaWeight(of:))
+        let names = reader.variableNames, n = names.count
         guard k >= 1 else { throw EddyError("--pca must be at least 1, got \(k)") }
         guard k <= n else {
             throw EddyError("\(path): --pca \(k) asks for more components than the data have variables (\(n))")
         }
-        switch method {
-        case .exact where n > maximumColumns:
+        if method == .exact && n > maximumColumns {
             throw EddyError("\(path): the exact EOFs need the \(n) × \(n) covariance of the variables (\(n * n * 8 / 1_048_576) MiB); at most \(maximumColumns) variables (above that, the automatic choice takes the randomized method)")
-        case .exact: return try exact(reader, components: k, weights: weights, path: path, progress: progress)
-        case .randomized: return try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
-        case .auto:
-            return n <= maximumColumns ? try exact(reader, components: k, weights: weights, path: path, progress: progress)
-                : try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
         }
+        let weights = areaWeights ? names.map(EOFBasis.areaWeight(of:)) : []
+        var reduction = method == .exact || method == .auto && n <= maximumColumns
+            ? try exact(reader, components: k, weights: weights, path: path, progress: progress)
+            : try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
+        reduction.areaWeighted = areaWeights && names.contains { EOFBasis.latitude(of: $0) != nil }
+        return reduction
     }
 
     /// One streamed pass: means and the covariance of the columns (`Σ (x − s)(x − s)ᵀ` about the first row `s`,

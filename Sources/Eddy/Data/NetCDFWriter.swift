@@ -97,6 +97,19 @@ public struct GridLayout: Sendable, Equatable {
 
     public var variables: [Variable]
 
+    /// A column name `VAR[DIM=VALUE:…]` split into the variable and its `DIM=VALUE` labels; parts without `=` are
+    /// skipped, and `complete` says whether there were none. Nil for a name without brackets.
+    static func labels(of name: String) -> (variable: Substring, labels: [(key: Substring, value: Substring)], complete: Bool)? {
+        guard let open = name.firstIndex(of: "["), name.hasSuffix("]") else { return nil }
+        var labels: [(key: Substring, value: Substring)] = []
+        var complete = true
+        for part in name[name.index(after: open)..<name.index(before: name.endIndex)].split(separator: ":", omittingEmptySubsequences: false) {
+            guard let eq = part.firstIndex(of: "=") else { complete = false; continue }
+            labels.append((part[..<eq], part[part.index(after: eq)...]))
+        }
+        return (name[..<open], labels, complete)
+    }
+
     /// Groups columns by variable and checks each group fills its grid in C order; nil when the names are not a grid.
     public static func parse(_ names: [String]) -> GridLayout? {
         var order: [String] = []
@@ -104,13 +117,10 @@ public struct GridLayout: Sendable, Equatable {
         for (c, name) in names.enumerated() {
             var variable = name
             var pairs: [(String, String)] = []
-            if let open = name.firstIndex(of: "["), name.hasSuffix("]") {
-                variable = String(name[..<open])
-                let inside = name[name.index(after: open)..<name.index(before: name.endIndex)]
-                for part in inside.split(separator: ":", omittingEmptySubsequences: false) {
-                    guard let eq = part.firstIndex(of: "=") else { return nil }
-                    pairs.append((String(part[..<eq]), String(part[part.index(after: eq)...])))
-                }
+            if let parsed = labels(of: name) {
+                guard parsed.complete else { return nil }
+                variable = String(parsed.variable)
+                pairs = parsed.labels.map { (String($0.key), String($0.value)) }
             }
             if groups[variable] == nil { order.append(variable) }
             groups[variable, default: []].append((c, pairs))

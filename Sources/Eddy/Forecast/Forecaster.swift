@@ -163,14 +163,14 @@ public enum Forecaster {
                         for j in 0..<m { features[c * f + d + j] = u[c * m + j] }
                     }
                 }
-                multiply(features, rows: b, inner: f, model.theta, columns: d, into: &next)
+                BLAS.multiply(features, rows: b, inner: f, model.theta, columns: d, into: &next)
                 for c in 0..<b { for i in 0..<n { out[(c * horizon + h) * n + i] = next[c * d + 1 + i] } }
             }
         case .recurrent:
             var x = [Double](repeating: 0, count: b * n)
             for h in 0..<horizon {
                 features = Lift.rows(windows: windows, inputs: inputs(at: h), count: b, layer: model.layer, layout: l)
-                multiply(features, rows: b, inner: f, model.theta, columns: n, into: &x)
+                BLAS.multiply(features, rows: b, inner: f, model.theta, columns: n, into: &x)
                 for c in 0..<b {
                     // Shift the prediction into the window: newest first.
                     let base = c * p
@@ -183,9 +183,5 @@ public enum Forecaster {
             }
         }
         return out
-    }
-
-    static func multiply(_ a: [Double], rows: Int, inner: Int, _ b: [Double], columns: Int, into c: inout [Double]) {
-        BLAS.multiply(a, rows: rows, inner: inner, b, columns: columns, into: &c)
     }
 }
