@@ -16,9 +16,9 @@ struct Train: ParsableCommand {
     @Option(help: "Hidden-layer sampler: swim (data-driven pairs) or random (Gaussian weights, uniform biases).") var sampler: String = "swim"
     @Option(help: "Activation: tanh or relu.") var activation: String = "tanh"
     @Option(help: "Model form: recurrent (x_{t+1} = Ψ(z_t)A + u_tB, re-lifted every step) or koopman (Ψ_{t+1} = Ψ_tK + u_tB).") var form: String = "recurrent"
-    @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m).") var ridge = 1e-10
-    @Option(help: "Solver: cholesky (default), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All three solve the same ridge problem; lstsq with --ridge 0 is NumPy's lstsq.") var solver: String = "cholesky"
-    @Option(help: "Cut-off for eigh and lstsq: singular values below rcond·σ_max are dropped (as NumPy's lstsq).") var rcond: Double?
+    @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 1e-10; 0 for qr, which regularises by --rcond).") var ridge: Double?
+    @Option(help: "Solver: cholesky (default), eigh (eigendecomposition of G, --rcond cut-off), qr (streamed QR of the rows, then an SVD of the factor: least-squares accuracy in one pass, about 2× cholesky's time) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String = "cholesky"
+    @Option(help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
@@ -40,9 +40,15 @@ struct Train: ParsableCommand {
             config.sampler = try parseChoice(sampler, "--sampler")
             config.activation = try parseChoice(activation, "--activation")
             config.form = try parseChoice(form, "--form")
-            config.ridge = ridge
             config.solver = try parseChoice(solver, "--solver")
+            config.ridge = ridge ?? config.solver.defaultRidge
             config.rcond = rcond
+            if rcond != nil && !config.solver.takesCutoff {
+                throw EddyError("--rcond does not apply to --solver cholesky (it has no cut-off); use --solver qr, eigh or lstsq")
+            }
+            if config.solver == .qr && precision != "double" {
+                throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
+            }
             config.seed = seed
             config.dt = dt
             config.randomScale = scale
@@ -62,18 +68,28 @@ struct Train: ParsableCommand {
             for w in report.warnings { printError("eddy: warning: \(w)") }
             let s = report.statistics
             if json {
+                let m = model.metadata
+                let rcondJSON: JSON = m.rcond.map { .number($0) } ?? .null
+                let droppedJSON: JSON = m.dropped.map { .int($0) } ?? .null
+                let residualJSON: JSON = m.residual.map { .number($0) } ?? .null
                 print(JSON.object([
                     "model": .string(out), "backend": .string(report.backend), "rows": .int(s.rows), "segments": .int(s.segments),
                     "pairs": .int(s.pairs), "features": .int(model.layout.featureCount), "form": .string(model.metadata.form.rawValue),
                     "solver": .string(model.metadata.solver.rawValue), "ridge": .number(model.metadata.ridge), "lambda": .number(model.metadata.lambda),
-                    "condition": .number(report.condition), "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
+                    "condition": .number(report.condition), "rcond": rcondJSON, "dropped": droppedJSON, "residual": residualJSON,
+                    "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
                     "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
                     "warnings": .array(report.warnings.map { .string($0) }),
                 ] + pcaJSON(model)).text)
             } else {
                 print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
                 if let line = pcaLine(model) { print(line) }
-                print("solver \(model.metadata.solver.rawValue), ridge α = \(Format.general(config.ridge)) (λ = \(Format.scientific(model.metadata.lambda))), condition ≈ \(Format.scientific(report.condition))")
+                if model.metadata.solver == .qr {
+                    let m = model.metadata
+                    print("solver qr, ridge α = \(Format.general(config.ridge)), cut-off rcond = \(Format.scientific(m.rcond ?? 0)): \(m.dropped ?? 0) of \(model.layout.featureCount) directions dropped; condition of Φ ≈ \(Format.scientific(report.condition)); residual RMS \(Format.scientific(m.residual ?? .nan)) (standardised)")
+                } else {
+                    print("solver \(model.metadata.solver.rawValue), ridge α = \(Format.general(config.ridge)) (λ = \(Format.scientific(model.metadata.lambda))), condition ≈ \(Format.scientific(report.condition))")
+                }
                 print("time: \(Format.fixed(total, 2)) s (statistics \(Format.fixed(report.seconds["statistics"] ?? 0, 2)), accumulate \(Format.fixed(report.seconds["accumulate"] ?? 0, 2)), solve \(Format.fixed(report.seconds["solve"] ?? 0, 2)))")
                 if dt == nil && model.metadata.dt == 1 {
                     print("dt = 1 (no t/time column; give --dt for times, frequencies and Lyapunov times in real units)")

@@ -85,7 +85,7 @@ public enum Benchmark {
             try backend.beginPass(layer: layer, layout: layout)
             var clock = Stopwatch()
             for _ in 0..<chunks { try backend.accumulate(chunk) }
-            sums = try backend.endPass()
+            sums = try backend.endGramPass()
             result.accumulate = clock.lap()
         } else {
             result.phases = cpuPhases(chunk, layer: layer, layout: layout, chunks: chunks)
@@ -94,7 +94,7 @@ public enum Benchmark {
             try backend.beginPass(layer: layer, layout: layout)
             var clock = Stopwatch()
             for _ in 0..<chunks { try backend.accumulate(chunk) }
-            sums = try backend.endPass()
+            sums = try backend.endGramPass()
             result.accumulate = clock.lap()
         }
         // Cholesky at torch_edmd.py's relative ridge 1e-8; a float Gram (mixed) may not be positive definite

@@ -83,13 +83,20 @@ public final class OpenCLBackend: Backend {
 
     var real: CLBlast.Precision { precision == .double ? .double : .single }
 
-    public func beginPass(layer: HiddenLayer, layout: DictionaryLayout) throws {
+    public func unsupported(_ statistic: PassStatistic) -> String? {
+        guard statistic == .qr, precision == .mixed else { return nil }
+        return "--precision mixed lifts in float, and the QR factor is only worth its cost on rows in double precision"
+    }
+
+    public func beginPass(layer: HiddenLayer, layout: DictionaryLayout, statistic: PassStatistic) throws {
+        if let reason = unsupported(statistic) { throw EddyError("OpenCL: no \(statistic.rawValue) pass: \(reason)") }
         guard layer.inputSize == layout.windowSize, layer.width == layout.width else {
             throw EddyError("OpenCL backend: the hidden layer (\(layer.inputSize) → \(layer.width)) does not fit the layout (p = \(layout.windowSize), M = \(layout.width))")
         }
         pass = nil
         let pass = try Pass(context: context, layer: layer, layout: layout, rows: rows, real: real,
-                            mixed: precision == .mixed, hostAccumulation: precision == .mixed && addIntoDouble == nil)
+                            mixed: precision == .mixed, hostAccumulation: precision == .mixed && addIntoDouble == nil,
+                            factor: statistic == .qr)
         self.pass = pass
         // A dry slice (every mask 0, so it adds exact zeros) compiles CLBlast's kernels for these shapes and
         // touches every buffer now: a build failure or an out-of-memory shows at the start of the pass, where
@@ -117,11 +124,15 @@ public final class OpenCLBackend: Backend {
         pass.pairs += chunk.pairCount
     }
 
-    public func endPass() throws -> GramSums {
+    public func endPass() throws -> PassState {
         guard let pass else { throw EddyError("OpenCL backend: endPass() before beginPass()") }
         defer { self.pass = nil }
         try context.finish()
         pass.computeDone = [nil, nil]
+        if var state = pass.factor, var builder = pass.blocks {
+            try builder.flush(into: &state)
+            return .factor(state)
+        }
         let layout = pass.layout
         let f = layout.featureCount, t = layout.targetCount
         var sums = GramSums(layout: layout)
@@ -141,7 +152,7 @@ public final class OpenCLBackend: Backend {
             for j in 0..<t { sums.rightHandSide[i * t + j] = rhs[i * pass.rhsLd + j] }
         }
         sums.mirrorUpperTriangle()
-        return sums
+        return .gram(sums)
     }
 
     /// Uploads rows `start …` of `chunk` into the next slot and enqueues lift, SYRK and GEMM on them.
@@ -183,6 +194,13 @@ public final class OpenCLBackend: Backend {
         _ = try frame.enqueue(on: c, global: [pass.ld - layout.width, pass.lifted], local: nil, after: after)
         try lap(&clock, "lift", c)
 
+        // QR pass: the lifted rows come back to the host, which folds the slice's pairs into the factor (LAPACK).
+        if pass.factor != nil {
+            try foldIntoFactor(pass, chunk, from: start, lifted: lifted)
+            try lap(&clock, "factor", c)
+            return
+        }
+
         // G += Φᵀ Φ over the masked rows (mixed: a float chunk Gram, added into double below).
         let gramTarget = pass.gramPart ?? pass.gram
         let beta = pass.gramPart == nil ? 1.0 : 0.0
@@ -221,6 +239,24 @@ public final class OpenCLBackend: Backend {
         pass.computeDone[1 - slot] = nil
     }
 
+    /// Reads the slice's lifted rows back (unmasked for Koopman targets) and adds its pairs to the host factor.
+    private func foldIntoFactor(_ pass: Pass, _ chunk: WindowChunk, from start: Int, lifted: Int) throws {
+        let sources = min(lifted, rows)
+        guard sources > 0, var state = pass.factor, var builder = pass.blocks else { return }
+        let rowsBuffer = pass.full ?? pass.sources
+        let bytes = lifted * pass.ld * 8
+        try pass.hostRows.withUnsafeMutableBytes { try rowsBuffer.download(on: context.compute, into: $0.baseAddress!, bytes: bytes) }
+        let linked = (0..<lifted).map { $0 < sources && chunk.linked[start + $0] }
+        try pass.hostRows.withUnsafeBufferPointer { rowsPointer in
+            try chunk.windows.withUnsafeBufferPointer { w in
+                try builder.add(features: rowsPointer.baseAddress!, ld: pass.ld, count: lifted, linked: linked,
+                                windows: w.baseAddress! + start * pass.layout.windowSize, into: &state)
+            }
+        }
+        pass.factor = state
+        pass.blocks = builder
+    }
+
     /// With `phases` set, waits for `queue` and adds the time since the last lap to `phase`.
     private func lap(_ clock: inout Stopwatch, _ phase: String, _ queue: cl_command_queue) throws {
         guard phases != nil else { return }
@@ -254,13 +290,22 @@ private final class Pass {
     let rhsPart: CLBuffer?
     var hostGram: [Double] = []
     var hostRhs: [Double] = []
+    /// QR passes: the factor on the host, its block builder, and one slice's lifted rows read back.
+    var factor: QRFactor?
+    var blocks: QRBlockBuilder?
+    var hostRows: [Double] = []
     var computeDone: [CLEvent?] = [nil, nil]
     var slices = 0
     var pairs = 0
 
     init(context: CLContext, layer: HiddenLayer, layout: DictionaryLayout, rows: Int, real: CLBlast.Precision,
-         mixed: Bool, hostAccumulation: Bool) throws {
+         mixed: Bool, hostAccumulation: Bool, factor qr: Bool = false) throws {
         self.layout = layout
+        if qr {
+            factor = QRFactor(layout: layout)
+            blocks = QRBlockBuilder(layout: layout)
+            hostRows = [Double](repeating: 0, count: (rows + 1) * ((layout.featureCount + 63) / 64 * 64))
+        }
         let p = layout.windowSize, m = layout.inputs
         let ld = (layout.featureCount + 63) / 64 * 64, rhsLd = layout.form == .koopman ? (layout.dictionarySize + 63) / 64 * 64 : layout.variables
         self.ld = ld

@@ -103,10 +103,10 @@ public enum BackendSelection {
         let cpu = CPUBackend()
         try cpu.beginPass(layer: layer, layout: layout)
         try cpu.accumulate(chunk)
-        let reference = try cpu.endPass()
+        let reference = try cpu.endGramPass()
         try backend.beginPass(layer: layer, layout: layout)
         try backend.accumulate(chunk)
-        let sums = try backend.endPass()
+        let sums = try backend.endGramPass()
         let diff = max(relativeDifference(sums.gram, reference.gram), relativeDifference(sums.rightHandSide, reference.rightHandSide))
         let tolerance = backend.precision == .double ? 1e-10 : 1e-4
         guard diff <= tolerance, sums.pairs == reference.pairs else {
@@ -143,13 +143,15 @@ final class FallbackBackend: Backend {
     var name: String { active.name }
     var details: String { active.details }
 
-    func beginPass(layer: HiddenLayer, layout: DictionaryLayout) throws {
+    func unsupported(_ statistic: PassStatistic) -> String? { active.unsupported(statistic) }
+
+    func beginPass(layer: HiddenLayer, layout: DictionaryLayout, statistic: PassStatistic) throws {
         do {
-            try active.beginPass(layer: layer, layout: layout)
+            try active.beginPass(layer: layer, layout: layout, statistic: statistic)
         } catch let e as EddyError where active is OpenCLBackend {
             printError("eddy: warning: \(BackendSelection.firstLine(e.message)); falling back to the CPU")
             active = CPUBackend()
-            try active.beginPass(layer: layer, layout: layout)
+            try active.beginPass(layer: layer, layout: layout, statistic: statistic)
         }
     }
 
@@ -159,5 +161,5 @@ final class FallbackBackend: Backend {
         }
     }
 
-    func endPass() throws -> GramSums { try active.endPass() }
+    func endPass() throws -> PassState { try active.endPass() }
 }

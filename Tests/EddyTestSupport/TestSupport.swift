@@ -41,7 +41,7 @@ public func chunks(_ blocks: [RowBlock], norm: Normalisation, delays: Int, chunk
 public func sums(_ backend: Backend, _ chunks: [WindowChunk], layer: HiddenLayer, layout: DictionaryLayout) throws -> GramSums {
     try backend.beginPass(layer: layer, layout: layout)
     for c in chunks { try backend.accumulate(c) }
-    return try backend.endPass()
+    return try backend.endGramPass()
 }
 
 public struct Run: Sendable {

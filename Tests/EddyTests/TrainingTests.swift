@@ -58,7 +58,7 @@ struct TrainingTests {
             let backend = CPUBackend()
             try backend.beginPass(layer: layer, layout: layout)
             for c in chunks(blocks, norm: norm, delays: 2, chunkRows: chunkRows) { try backend.accumulate(c) }
-            let sums = try backend.endPass()
+            let sums = try backend.endGramPass()
             #expect(sums.pairs == pairs)
             #expect(maxAbsDiff(sums.gram, g) <= 1e-12 * maxAbs(g), "G, chunk \(chunkRows)")
             #expect(maxAbsDiff(sums.rightHandSide, rhs) <= 1e-12 * maxAbs(rhs), "R, chunk \(chunkRows)")
@@ -73,7 +73,7 @@ struct TrainingTests {
             let backend = CPUBackend()
             try backend.beginPass(layer: layer, layout: layout)
             for c in chunks(bs, norm: norm, delays: 1, chunkRows: 64) { try backend.accumulate(c) }
-            return try backend.endPass()
+            return try backend.endGramPass()
         }
         let whole = try sums(blocks)
         let parts = try sums([blocks[0]]) + sums([blocks[1], blocks[2]])

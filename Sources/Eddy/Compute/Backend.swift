@@ -54,19 +54,31 @@ public struct GramSums: Sendable {
     }
 }
 
-/// What differs between compute devices: lifting chunks of windows and accumulating their Gram and right-hand
-/// sides. Everything else — reading, sampling, solving, forecasting — is shared and never sees a device type.
+/// What differs between compute devices: lifting chunks of windows and reducing them into the pass statistic (the Gram
+/// sums or the QR factor). Everything else — reading, sampling, solving, forecasting — is shared and never sees a device type.
 public protocol Backend: AnyObject {
     /// A short name (`cpu`, `opencl`).
     var name: String { get }
     /// One line on the device and library, for logs and `eddy devices`.
     var details: String { get }
-    /// Starts a pass with a fixed hidden layer and layout.
-    func beginPass(layer: HiddenLayer, layout: DictionaryLayout) throws
-    /// Lifts one chunk and adds its pairs to the sums.
+    /// nil when this backend can produce `statistic`, else why not (callers fall back to the CPU with that reason).
+    func unsupported(_ statistic: PassStatistic) -> String?
+    /// Starts a pass with a fixed hidden layer and layout that produces `statistic`.
+    func beginPass(layer: HiddenLayer, layout: DictionaryLayout, statistic: PassStatistic) throws
+    /// Lifts one chunk and adds its pairs to the pass state.
     func accumulate(_ chunk: WindowChunk) throws
-    /// Returns the sums of the pass (G mirrored to full) and ends it.
-    func endPass() throws -> GramSums
+    /// Returns the state of the pass (G mirrored to full, or the factor) and ends it.
+    func endPass() throws -> PassState
+}
+
+extension Backend {
+    /// Starts a Gram pass.
+    public func beginPass(layer: HiddenLayer, layout: DictionaryLayout) throws {
+        try beginPass(layer: layer, layout: layout, statistic: .gram)
+    }
+
+    /// Ends a Gram pass and returns its sums.
+    public func endGramPass() throws -> GramSums { try endPass().gram() }
 }
 
 extension WindowChunk {

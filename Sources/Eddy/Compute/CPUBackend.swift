@@ -6,16 +6,32 @@ public final class CPUBackend: Backend {
 
     private var layer: HiddenLayer?
     private var sums: GramSums?
+    private var factor: QRFactor?
+    private var blocks: QRBlockBuilder?
     private var features: [Double] = []
+    /// Rows per `dtpqrt` block in QR passes (nil: `QRBlockBuilder`'s default); tests vary it.
+    public var qrBlockRows: Int?
 
     public init() {}
 
-    public func beginPass(layer: HiddenLayer, layout: DictionaryLayout) throws {
+    public func unsupported(_ statistic: PassStatistic) -> String? { nil }
+
+    public func beginPass(layer: HiddenLayer, layout: DictionaryLayout, statistic: PassStatistic) throws {
         self.layer = layer
-        sums = GramSums(layout: layout)
+        switch statistic {
+        case .gram:
+            sums = GramSums(layout: layout)
+            factor = nil
+            blocks = nil
+        case .qr:
+            sums = nil
+            factor = QRFactor(layout: layout)
+            blocks = QRBlockBuilder(layout: layout, blockRows: qrBlockRows)
+        }
     }
 
     public func accumulate(_ chunk: WindowChunk) throws {
+        if factor != nil { return try accumulateFactor(chunk) }
         guard let layer, var s = sums else { throw EddyError("CPU backend: accumulate() before beginPass()") }
         sums = nil  // keep the arrays uniquely referenced while BLAS writes into them
         let layout = s.layout
@@ -53,13 +69,39 @@ public final class CPUBackend: Backend {
         sums = s
     }
 
-    public func endPass() throws -> GramSums {
+    /// QR pass: lift, then fold the chunk's pair rows into the factor.
+    private func accumulateFactor(_ chunk: WindowChunk) throws {
+        guard let layer, var state = factor, var builder = blocks else { throw EddyError("CPU backend: accumulate() before beginPass()") }
+        factor = nil
+        let layout = state.layout, f = layout.featureCount
+        if features.count < chunk.count * f { features = [Double](repeating: 0, count: chunk.count * f) }
+        try features.withUnsafeMutableBufferPointer { phi in
+            try chunk.windows.withUnsafeBufferPointer { w in
+                chunk.inputs.withUnsafeBufferPointer { u in
+                    Lift.rows(windows: w.baseAddress!, inputs: u.baseAddress, count: chunk.count, layer: layer, layout: layout, into: phi.baseAddress!)
+                }
+                try builder.add(features: phi.baseAddress!, ld: f, count: chunk.count, linked: chunk.linked, windows: w.baseAddress!, into: &state)
+            }
+        }
+        factor = state
+        blocks = builder
+    }
+
+    public func endPass() throws -> PassState {
+        defer {
+            sums = nil
+            factor = nil
+            blocks = nil
+            layer = nil
+            features = []
+        }
+        if var state = factor, var builder = blocks {
+            try builder.flush(into: &state)
+            return .factor(state)
+        }
         guard var s = sums else { throw EddyError("CPU backend: endPass() before beginPass()") }
-        sums = nil
-        layer = nil
-        features = []
         s.mirrorUpperTriangle()
-        return s
+        return .gram(s)
     }
 }
 

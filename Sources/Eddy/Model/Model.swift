@@ -1,7 +1,8 @@
 /// Everything a model file records about how a model was made (the JSON metadata of the model file).
 public struct ModelMetadata: Codable, Sendable, Equatable {
-    /// Version 2 added the EOF reduction (`reduction`, tensors `eof_*`); files without one are still written as 1.
-    public static let currentFormatVersion = 2
+    /// Version 2 added the EOF reduction (`reduction`, tensors `eof_*`); version 3 the `qr` solver and its record
+    /// (`dropped`, `residual`, `rowsCondition`). Each file is written with the lowest version that can hold it.
+    public static let currentFormatVersion = 3
     public var format = "eddy-model"
     /// 1, or 2 for a reduced model (`reduction`).
     public var formatVersion = 1
@@ -24,8 +25,13 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
     public var ridge: Double
     public var lambda: Double
     public var rcond: Double?
-    /// Condition number of `G + λI` (nil when infinite).
+    /// Condition number of `G + λI` (nil when infinite); for `qr`, of the feature rows `Φ`.
     public var condition: Double?
+    /// `qr` (format 3): directions below the cut-off, the residual RMS per pair and target (standardised), and the
+    /// condition number of `Φ` (σ_max/σ_min; absent when infinite).
+    public var dropped: Int?
+    public var residual: Double?
+    public var rowsCondition: Double?
     public var training: TrainingData
     /// How `eddy sweep` chose this model (absent for `eddy train`).
     public var sweep: SweepRecord?
@@ -94,6 +100,18 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var pairs: Int
         /// FNV-1a (64 bit) over the values and segment boundaries in stream order.
         public var fingerprint: String
+    }
+}
+
+extension ModelMetadata {
+    /// Records what a solve reports beyond the weights (the `qr` fields stay absent for the Gram solvers).
+    public mutating func record(_ solution: Solution) {
+        guard solver == .qr else { return }
+        rcond = solution.rcond
+        dropped = solution.dropped
+        residual = solution.residual.flatMap { $0.isFinite ? $0 : nil }
+        rowsCondition = solution.rowsCondition.flatMap { $0.isFinite ? $0 : nil }
+        condition = rowsCondition
     }
 }
 

@@ -73,7 +73,7 @@ public enum ModelFile {
         encoder.outputFormatting = [.sortedKeys]
         var metadata = model.metadata
         // Readers before version 2 cannot run a reduced model; every other model stays readable by them.
-        metadata.formatVersion = model.eof == nil ? 1 : ModelMetadata.currentFormatVersion
+        metadata.formatVersion = metadata.solver == .qr ? 3 : model.eof == nil ? 1 : 2
         let meta = String(decoding: try encoder.encode(metadata), as: UTF8.self)
         var entries: [String] = []
         var offset = 0

@@ -1,3 +1,5 @@
+import CLAPACKE
+
 public enum SolverKind: String, Codable, CaseIterable, Sendable {
     /// `(G + λI) Θ = R` by Cholesky (LAPACK `dpotrf`/`dpotrs`); λ > 0 required.
     case cholesky
@@ -5,6 +7,16 @@ public enum SolverKind: String, Codable, CaseIterable, Sendable {
     case eigh
     /// SVD directly on the rows (`dgelsd`), in memory: the reference implementation's way.
     case lstsq
+    /// Streamed QR (TSQR) of the rows `[Φ | Y]`, then an SVD of the triangular factor: `lstsq`'s accuracy in `O(D²)`
+    /// memory (METHOD.md, "Streamed QR").
+    case qr
+
+    /// The default relative ridge α: the Gram solvers need one; the row solvers (`qr`; `lstsq` keeps its old default)
+    /// regularise by the cut-off instead.
+    public var defaultRidge: Double { self == .qr ? 0 : 1e-10 }
+
+    /// Whether `--rcond` means anything to this solver.
+    public var takesCutoff: Bool { self != .cholesky }
 }
 
 /// The outer weights and how well-posed the solve was.
@@ -18,6 +30,12 @@ public struct Solution: Sendable {
     /// Directions dropped by the cut-off (eigh, lstsq).
     public var dropped: Int
     public var warnings: [String]
+    /// `qr`: the condition number of the feature rows `Φ` itself, σ_max/σ_min (not of `G`, which squares it).
+    public var rowsCondition: Double? = nil
+    /// `qr`: the root-mean-square residual of the fit per pair and target (standardised units), from the factor.
+    public var residual: Double? = nil
+    /// `qr`: the cut-off actually applied (the default when none was given).
+    public var rcond: Double? = nil
 }
 
 /// Solves for the outer weights in double precision (METHOD.md, "Solve"). Never forms an inverse.
@@ -63,8 +81,8 @@ public enum Solver {
             return Solution(theta: theta, lambda: lambda, condition: condition, dropped: 0, warnings: warnings(condition: condition))
         case .eigh:
             return try ridgePath(sums, ridges: [alpha], rcond: rcond)[0]
-        case .lstsq:
-            throw EddyError("internal: lstsq solves from the rows, not from G")
+        case .lstsq, .qr:
+            throw EddyError("internal: \(solver.rawValue) solves from the rows or their factor, not from G")
         }
     }
 
@@ -146,6 +164,81 @@ public enum Solver {
         let dropped = sv.count - kept.count + max(0, f - sv.count)
         if dropped > 0, rcond != nil { w.append("lstsq: \(dropped) of \(f) directions fell below rcond and were dropped") }
         return Solution(theta: Array(b[0..<(f * r)]), lambda: lambda, condition: condition, dropped: dropped, warnings: w)
+    }
+
+    /// The cut-off `qr` applies without `--rcond`: machine ε relative to σ_max, as `lstsq` (LAPACK's default). Lower
+    /// cut-offs keep the directions that carry long chaotic forecasts (README, "Solvers").
+    public static let defaultQRCutoff = Double.ulpOfOne
+
+    /// Every (ridge, cut-off) solution of one prefix of a QR factor (METHOD.md, "Streamed QR"): one SVD of the leading
+    /// block `R₁₁ = U S Vᵀ` of the feature columns serves them all, `Θ = V diag(g(σ)) Uᵀ R₁₂` with `g = σ/(σ² + λ)` for σ
+    /// above `rcond · σ_max`, else 0. `width` selects the first `width` neurons (factor order keeps `[1, z, u]` first);
+    /// `targets` the target columns. Returns `[ridge][cut-off]`, weights in dictionary order for the width-`width` layout.
+    public static func factorPath(_ state: QRFactor, width: Int, targets: [Int], ridges alphas: [Double], rconds: [Double?]) throws -> [[Solution]] {
+        let big = state.layout, n = state.size, fBig = big.featureCount
+        let layout = DictionaryLayout(variables: big.variables, delays: big.delays, width: width, inputs: big.inputs, form: big.form)
+        let k = layout.featureCount, t = targets.count
+        guard width <= big.width, k > 0, t > 0 else { throw EddyError("internal: width \(width) is not a prefix of the factor's \(big.width)") }
+        var r11 = [Double](repeating: 0, count: k * k)      // row-major
+        var r12 = [Double](repeating: 0, count: k * t)
+        for i in 0..<k {
+            for j in i..<k { r11[i * k + j] = state.factor[i + j * n] }
+            for (b, c) in targets.enumerated() { r12[i * t + b] = state.factor[i + (fBig + c) * n] }
+        }
+        // What no width-`width` model can fit: the target columns' rows below the prefix (unused features, then R_YY).
+        var rest = 0.0
+        for c in targets {
+            let col = fBig + c
+            for i in k...col { rest += state.factor[i + col * n] * state.factor[i + col * n] }
+        }
+        guard r11.allSatisfy(\.isFinite), r12.allSatisfy(\.isFinite) else {
+            throw EddyError("the QR factor holds non-finite values: the lifted rows overflowed (check the data for values near the floating-point range)")
+        }
+        var sv = [Double](repeating: 0, count: k)
+        var u = [Double](repeating: 0, count: k * k), vt = [Double](repeating: 0, count: k * k)
+        let info = r11.withUnsafeMutableBufferPointer { a in
+            LAPACKE_dgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "A")), Int32(k), Int32(k), a.baseAddress, Int32(k), &sv, &u, Int32(k), &vt, Int32(k))
+        }
+        if info != 0 { throw EddyError("SVD of the QR factor did not converge (LAPACK dgesdd info \(info))") }
+        var c = [Double](repeating: 0, count: k * t)     // Uᵀ R₁₂
+        BLAS.multiplyTransposedA(u, rows: k, columns: k, r12, columnsB: t, into: &c)
+        var rowNorms = [Double](repeating: 0, count: k)
+        for i in 0..<k { for j in 0..<t { rowNorms[i] += c[i * t + j] * c[i * t + j] } }
+        let top = sv.first ?? 0, bottom = sv.last ?? 0
+        let trace = sv.reduce(0) { $0 + $1 * $1 }
+        let rowsCondition = bottom > 0 ? top / bottom : .infinity
+        let dictionaryRow = (0..<k).map { QRFactor.factorColumn($0, layout: layout) }   // factor row of dictionary row
+        let pairs = max(state.pairs, 1)
+        return alphas.map { alpha in
+            let lambda = relativeRidge(alpha, trace: trace, size: k)
+            return rconds.map { given in
+                let rcond = given ?? defaultQRCutoff
+                let cut = rcond * top
+                var scaled = c
+                var dropped = 0, misfit = 0.0, smallest = Double.infinity
+                for i in 0..<k {
+                    let s = sv[i]
+                    let keep = s > cut && s > 0
+                    let g = keep ? s / (s * s + lambda) : 0
+                    if keep { smallest = min(smallest, s) } else { dropped += 1 }
+                    let e = s * g - 1
+                    misfit += e * e * rowNorms[i]
+                    for j in 0..<t { scaled[i * t + j] *= g }
+                }
+                var factorTheta = [Double](repeating: 0, count: k * t)
+                BLAS.multiplyTransposedA(vt, rows: k, columns: k, scaled, columnsB: t, into: &factorTheta)
+                var theta = [Double](repeating: 0, count: k * t)
+                for i in 0..<k { for j in 0..<t { theta[i * t + j] = factorTheta[dictionaryRow[i] * t + j] } }
+                let effective = smallest.isFinite ? ((top * top + lambda) / (smallest * smallest + lambda)).squareRoot() : .infinity
+                var w: [String] = []
+                if lambda == 0 && rcond == 0 && effective > nearSingular {
+                    w.append("qr: the rows are singular to double precision (condition of Φ ≈ \(Format.scientific(effective, 1))) and nothing is cut: the weights depend on rounding; give --rcond (e.g. 1e-15) or --ridge")
+                }
+                if dropped == k { w.append("qr: every direction fell below the cut-off; the weights are zero") }
+                return Solution(theta: theta, lambda: lambda, condition: rowsCondition, dropped: dropped, warnings: w,
+                                rowsCondition: rowsCondition, residual: ((misfit + rest) / Double(pairs * t)).squareRoot(), rcond: rcond)
+            }
+        }
     }
 
     static func warnings(condition: Double) -> [String] {

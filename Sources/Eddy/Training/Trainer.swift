@@ -39,7 +39,7 @@ public struct TrainingConfig: Sendable {
         if chunkRows < 2 { throw EddyError("--chunk-rows must be at least 2, got \(chunkRows)") }
         if swimPool < 2 { throw EddyError("--swim-pool must be at least 2, got \(swimPool)") }
         if let dt, !(dt > 0) { throw EddyError("--dt must be positive, got \(dt)") }
-        if let r = rcond, !(r >= 0) { throw EddyError("--rcond must be ≥ 0, got \(r)") }
+        if let r = rcond, !(r >= 0 && r < 1) { throw EddyError("--rcond must be a number in [0, 1), got \(r)") }
         if !(randomScale > 0) { throw EddyError("--scale must be positive, got \(randomScale)") }
         if let k = pca, k < 1 { throw EddyError("--pca must be at least 1, got \(k)") }
     }
@@ -171,15 +171,28 @@ public struct Trainer {
     /// Pass 2 through a backend: the sums `G` and `R` of every pair.
     public static func accumulate(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, form: Form, backend: Backend,
                                   chunkRows: Int, progress: ProgressHandler? = nil) throws -> GramSums {
+        try reduce(open, data, layer: layer, form: form, statistic: .gram, backend: backend, chunkRows: chunkRows, progress: progress).state.gram()
+    }
+
+    /// Pass 2 through a backend into `statistic`. A backend that cannot produce it is replaced by the CPU for this
+    /// pass; the reason comes back as a warning.
+    public static func reduce(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, form: Form, statistic: PassStatistic,
+                              backend: Backend, chunkRows: Int, progress: ProgressHandler? = nil) throws -> (state: PassState, warning: String?) {
         let layout = DictionaryLayout(variables: data.variableNames.count, delays: data.delays, width: layer.width,
                                       inputs: data.inputNames.count, form: form)
-        try backend.beginPass(layer: layer, layout: layout)
-        try streamChunks(open, data, chunkRows: chunkRows, progress: progress) { try backend.accumulate($0) }
-        let sums = try backend.endPass()
-        if sums.pairs != data.statistics.pairs {
-            throw EddyError("internal: the accumulation pass saw \(sums.pairs) pairs, the statistics pass \(data.statistics.pairs)")
+        var device = backend
+        var warning: String?
+        if let reason = backend.unsupported(statistic) {
+            warning = "\(backend.name) cannot produce the \(statistic.rawValue) pass (\(reason)); this pass ran on the CPU"
+            device = CPUBackend()
         }
-        return sums
+        try device.beginPass(layer: layer, layout: layout, statistic: statistic)
+        try streamChunks(open, data, chunkRows: chunkRows, progress: progress) { try device.accumulate($0) }
+        let state = try device.endPass()
+        if state.pairs != data.statistics.pairs {
+            throw EddyError("internal: the accumulation pass saw \(state.pairs) pairs, the statistics pass \(data.statistics.pairs)")
+        }
+        return (state, warning)
     }
 
     /// Pass 2 kept in memory for `lstsq`: the source rows and their targets.
@@ -221,7 +234,15 @@ public struct Trainer {
         let layout = DictionaryLayout(variables: data.variableNames.count, delays: config.delays, width: config.width,
                                       inputs: data.inputNames.count, form: config.form)
         let solution: Solution
-        if config.solver == .lstsq {
+        var passWarnings: [String] = []
+        if config.solver == .qr {
+            let (state, warning) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .qr, backend: backend,
+                                                      chunkRows: config.chunkRows, progress: progress)
+            passWarnings += warning.map { [$0] } ?? []
+            seconds["accumulate"] = clock.lap()
+            solution = try Solver.factorPath(try state.factor(), width: config.width, targets: Array(0..<layout.targetCount),
+                                             ridges: [config.ridge], rconds: [config.rcond])[0][0]
+        } else if config.solver == .lstsq {
             let (rows, targets, count) = try Trainer.collectRows(open, data, layer: layer, layout: layout, chunkRows: config.chunkRows, progress: progress)
             seconds["accumulate"] = clock.lap()
             solution = try Solver.lstsq(rows: rows, targets: targets, count: count, features: layout.featureCount,
@@ -238,7 +259,7 @@ public struct Trainer {
         let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta,
                           climatology: Trainer.climatology(data), eof: data.reduction?.basis)
         let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
-                                    warnings: data.warnings + solution.warnings)
+                                    warnings: data.warnings + passWarnings + solution.warnings)
         return (model, report)
     }
 
@@ -279,10 +300,11 @@ public struct Trainer {
             randomScale: config.sampler == .random ? config.randomScale : nil,
             swimPool: config.sampler == .swim ? config.swimPool : nil,
             dt: config.dt ?? data.inferredDt ?? 1, solver: config.solver, ridge: config.ridge, lambda: solution.lambda,
-            rcond: config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
+            rcond: solution.rcond ?? config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
             training: .init(path: data.path, episodeColumn: config.data.episodeColumn, rows: data.statistics.rows,
                             segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.fingerprint))
         Trainer.describe(data, spec: config.data, into: &meta)
+        meta.record(solution)
         return meta
     }
 }
