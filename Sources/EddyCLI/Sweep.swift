@@ -18,8 +18,9 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Validation rows at or after this time (with --validation; e.g. the same file as --data with another window).") var validationFrom: String?
     @Option(help: "Validation rows before this time.") var validationUntil: String?
     @Option(help: "Widths, strictly increasing, comma-separated.") var widths: String
-    @Option(help: "Relative ridges α, strictly increasing, comma-separated.") var ridges: String
+    @Option(help: "Relative ridges α, strictly increasing, comma-separated (default 1e-12,1e-10,1e-8,1e-6; 0 for --solver qr).") var ridges: String?
     @Option(help: "Forecast steps per validation origin.") var horizon: Int
+    @Option(help: "Rows between validation origins (default: the horizon, or less — overlapping forecasts — so that there are at least 32 origins).") var originStride: Int?
     @Option(help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
     @Option(help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
     @Option(help: "Number of seeds 0…N−1 (one pass each).") var seeds = 1
@@ -33,7 +34,9 @@ struct SweepCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
-    @Option(help: "How each width's ridges are solved: auto, eigh or cholesky.") var sweepSolver = "auto"
+    @Option(name: [.customLong("solver"), .customLong("sweep-solver")],
+            help: "How each width is solved: auto (cholesky per ridge, or eigh for many ridges), eigh, cholesky — all from the Gram — or qr (a streamed QR factor of the rows per pass, one SVD per width: least-squares accuracy).") var sweepSolver = "auto"
+    @Option(help: "Cut-offs for --solver qr, strictly increasing, comma-separated (e.g. 1e-14,1e-12,1e-10): singular values of the rows below rcond·σ_max are dropped (default: machine ε).") var rconds: String?
     @Option(help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
     @Option(help: "Compute backend for the pass: auto, cpu or opencl (solves run on the CPU in double).") var backend = "auto"
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
@@ -67,8 +70,16 @@ struct SweepCommand: ParsableCommand {
             case (nil, nil): throw EddyError("give validation data with --validation FILE or --validation-fraction F")
             default: throw EddyError("give either --validation or --validation-fraction, not both")
             }
-            var config = SweepConfig(data: train, validation: source, widths: try numbers(widths, "--widths"),
-                                     ridges: try numbers(ridges, "--ridges"), horizon: horizon)
+            let solver: SweepSolver = try parseChoice(sweepSolver, "--solver")
+            let ridgeList: [Double] = try ridges.map { try numbers($0, "--ridges") } ?? (solver == .qr ? [0] : [1e-12, 1e-10, 1e-8, 1e-6])
+            var config = SweepConfig(data: train, validation: source, widths: try numbers(widths, "--widths"), ridges: ridgeList, horizon: horizon)
+            if let rconds {
+                let list: [Double] = try numbers(rconds, "--rconds")
+                for i in 1..<max(1, list.count) where !(list[i] > list[i - 1]) {
+                    throw EddyError("--rconds must be strictly increasing without duplicates: \(list[i]) follows \(list[i - 1])")
+                }
+                config.rconds = list
+            }
             config.forms = try splitList(forms).map { try parseChoice($0, "--forms") }
             config.samplers = try splitList(samplers).map { try parseChoice($0, "--samplers") }
             if seeds < 1 { throw EddyError("--seeds must be at least 1, got \(seeds)") }
@@ -83,7 +94,11 @@ struct SweepCommand: ParsableCommand {
             config.pca = try pca.map { try numbers($0, "--pca") }
             config.areaWeights = areaWeights
             config.dt = dt
-            config.solver = try parseChoice(sweepSolver, "--sweep-solver")
+            config.solver = solver
+            config.originStride = originStride
+            if solver == .qr && precision != "double" {
+                throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
+            }
             config.sampleWidth = sampleWidth
             let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
@@ -99,17 +114,21 @@ struct SweepCommand: ParsableCommand {
                 print(sweepJSON(result).text)
                 return
             }
-            print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps")
+            print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps, \(result.originStride) rows apart")
             if let line = pcaLine(result.best) { print(line) }
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
             print("")
             let pcaColumn = config.pca != nil
-            print("rank  form       width  ridge     delays  " + (pcaColumn ? "pca   " : "") + "sampler  seed  score (std MSE)  " + (lyapunov == nil ? "VPT steps  " : "VPT (Λt)   ") + "condition")
-            for (i, c) in result.candidates.prefix(top).enumerated() {
-                print(pad("\(i + 1)", 6) + pad(c.form.rawValue, 11) + pad("\(c.width)", 7) + pad(Format.scientific(c.ridge, 0), 10) + pad("\(c.delays)", 8)
-                      + (pcaColumn ? pad(c.pca.map { "\($0)" } ?? "", 6) : "")
-                      + pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17) + pad(Format.general(c.validPredictionLyapunov ?? c.validPredictionSteps), 11)
-                      + Format.scientific(c.condition, 1))
+            let qr = config.solver == .qr
+            print("rank  form       width  ridge     " + (qr ? "rcond    dropped  " : "") + "delays  " + (pcaColumn ? "pca   " : "")
+                  + "sampler  seed  score (std MSE)  " + (lyapunov == nil ? "VPT steps  " : "VPT (Λt)   ") + "solver    " + (qr ? "cond(Φ)" : "condition"))
+            for (i, c) in result.candidates.prefix(max(0, top)).enumerated() {
+                let cut = qr ? pad(Format.scientific(c.rcond ?? 0, 0), 9) + pad("\(c.dropped ?? 0)", 9) : ""
+                let row = pad("\(i + 1)", 6) + pad(c.form.rawValue, 11) + pad("\(c.width)", 7) + pad(Format.scientific(c.ridge, 0), 10) + cut
+                    + pad("\(c.delays)", 8) + (pcaColumn ? pad(c.pca.map { "\($0)" } ?? "", 6) : "")
+                let scores = pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17)
+                    + pad(Format.general(c.validPredictionLyapunov ?? c.validPredictionSteps), 11)
+                print(row + scores + pad(c.solver.rawValue, 10) + Format.scientific(c.condition, 1))
             }
             if let out { print("wrote the best model to \(out)") }
         }
@@ -117,28 +136,36 @@ struct SweepCommand: ParsableCommand {
 }
 
 func sweepCSV(_ r: SweepResult) -> String {
-    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite,pca\n"
+    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite,pca,rcond,dropped\n"
     for (i, c) in r.candidates.enumerated() {
         text += "\(i + 1),\(c.form.rawValue),\(c.width),\(c.ridge),\(c.delays),\(c.sampler.rawValue),\(c.seed),\(c.score),\(c.validPredictionSteps),"
-        text += "\(c.validPredictionLyapunov.map { "\($0)" } ?? ""),\(c.condition),\(c.solver.rawValue),\(c.nonFinite),\(c.pca.map { "\($0)" } ?? "")\n"
+        text += "\(c.validPredictionLyapunov.map { "\($0)" } ?? ""),\(c.condition),\(c.solver.rawValue),\(c.nonFinite),\(c.pca.map { "\($0)" } ?? ""),"
+        text += "\(c.rcond.map { "\($0)" } ?? ""),\(c.dropped.map { "\($0)" } ?? "")\n"
     }
     return text
 }
 
 func sweepJSON(_ r: SweepResult) -> JSON {
     .object(pcaJSON(r.best) + [
-        "passes": .int(r.passes), "validation_origins": .int(r.validationOrigins),
+        "passes": .int(r.passes), "validation_origins": .int(r.validationOrigins), "origin_stride": .int(r.originStride),
         "seconds": .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) }),
         "warnings": .array(r.warnings.map { .string($0) }),
-        "candidates": .array(r.candidates.map { c in
-            .object([
+        "candidates": .array(r.candidates.map { c in candidateJSON(c) }),
+    ])
+}
+
+func candidateJSON(_ c: SweepCandidate) -> JSON {
+    var extra: [(String, JSON)] = []
+    if let p = c.pca { extra.append(("pca", .int(p))) }
+    if let r = c.rcond { extra.append(("rcond", .number(r))) }
+    if let d = c.dropped { extra.append(("dropped", .int(d))) }
+    let base: KeyValuePairs<String, JSON> = [
                 "form": .string(c.form.rawValue), "width": .int(c.width), "ridge": .number(c.ridge), "delays": .int(c.delays),
                 "sampler": .string(c.sampler.rawValue), "seed": .number(Double(c.seed)), "score": .number(c.score),
                 "vpt_steps": .number(c.validPredictionSteps), "vpt_lyapunov": .optional(c.validPredictionLyapunov),
                 "condition": .number(c.condition), "solver": .string(c.solver.rawValue), "non_finite": .int(c.nonFinite),
-            ] + (c.pca.map { [("pca", JSON.int($0))] } ?? []))
-        }),
-    ])
+    ]
+    return .object(base.map { ($0.key, $0.value) } + extra)
 }
 
 func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
@@ -146,7 +173,7 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
     var keys: [String] = []
     var groups: [String: [(Double, Double)]] = [:]
     for c in r.candidates {
-        let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))"
+        let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))" + (config.rconds.count > 1 ? " rcond=\(Format.scientific(c.rcond ?? 0, 0))" : "")
             + (config.delays.count > 1 ? " k=\(c.delays)" : "") + (config.samplers.count > 1 ? " \(c.sampler.rawValue)" : "")
             + (config.seeds.count > 1 ? " seed \(c.seed)" : "") + ((config.pca?.count ?? 0) > 1 ? " pca \(c.pca ?? 0)" : "")
         if groups[key] == nil { keys.append(key) }

@@ -14,6 +14,9 @@ public enum SweepSolver: String, CaseIterable, Sendable {
     case eigh
     /// One Cholesky factorisation per width and ridge.
     case cholesky
+    /// One streamed QR pass (TSQR) per sampler × seed × delays; one SVD of each width's leading block of the factor
+    /// serves every ridge and cut-off (METHOD.md, "Streamed QR").
+    case qr
 }
 
 public struct SweepConfig: Sendable {
@@ -36,6 +39,12 @@ public struct SweepConfig: Sendable {
     public var chunkRows = 4096
     public var dt: Double?
     public var solver: SweepSolver = .auto
+    /// Rows between validation origins; nil: the horizon, or less (overlapping forecasts) when that gives fewer than
+    /// `minimumOrigins` origins — a handful of origins cannot separate good candidates.
+    public var originStride: Int?
+    public static let minimumOrigins = 32
+    /// Cut-offs (`qr` only): singular values of the rows below `rcond · σ_max` are dropped; nil is the default cut-off.
+    public var rconds: [Double?] = [nil]
     /// The width to sample (default: the largest of `widths`).
     public var sampleWidth: Int?
     /// Reduce the variables to their leading K EOFs first (fitted on the training part only), for each K listed
@@ -82,6 +91,10 @@ public struct SweepConfig: Sendable {
                 throw EddyError("--score-steps must lie in 1…\(horizon) (the horizon)")
             }
         }
+        if let s = originStride, s < 1 { throw EddyError("--origin-stride must be at least 1, got \(s)") }
+        if rconds.isEmpty { throw EddyError("--rconds is empty; give at least one value") }
+        if solver != .qr && rconds != [nil] { throw EddyError("--rconds applies to --solver qr only (the Gram solvers use --ridges)") }
+        for r in rconds { if let r, !(r >= 0 && r < 1) { throw EddyError("--rconds must lie in [0, 1), got \(r)") } }
         if case .fraction(let f) = validation, !(f > 0 && f < 1) {
             throw EddyError("--validation-fraction must lie strictly between 0 and 1, got \(f)")
         }
@@ -105,6 +118,11 @@ public struct SweepCandidate: Sendable {
     public var solver: SolverKind
     /// Principal components of the state (`--pca`), nil without a reduction.
     public var pca: Int? = nil
+    /// `qr`: the cut-off applied and the directions it dropped.
+    public var rcond: Double? = nil
+    public var dropped: Int? = nil
+    /// What the solve warned about (as `train` would print it).
+    public var warnings: [String] = []
 }
 
 public struct SweepResult: Sendable {
@@ -115,6 +133,8 @@ public struct SweepResult: Sendable {
     public var validationOrigins: Int
     public var seconds: [String: Double]
     public var warnings: [String]
+    /// Rows between validation origins (chosen automatically unless given).
+    public var originStride = 0
 }
 
 /// Sweeps widths, ridges and forms from one accumulation pass per sampler × seed × delays (METHOD.md, "Sweeps"):
@@ -180,6 +200,7 @@ public struct Sweep {
         var bestScore = Double.infinity
         var passes = 0
         var origins = 0
+        var stride = config.horizon
         let total = reductions.count * config.delays.count * config.samplers.count * config.seeds.count
         for reduction in reductions {
         let open = reduction?.wrap(rawOpen) ?? rawOpen
@@ -191,8 +212,15 @@ public struct Sweep {
                     warnings += data.warnings.filter { !warnings.contains($0) }
                     let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
                                                    scale: config.randomScale, seed: seed)
-                    let sums = try Trainer.accumulate(open, data, layer: layer, form: accumulateForm, backend: backend,
-                                                      chunkRows: config.chunkRows, progress: progress)
+                    let statistic: PassStatistic = config.solver == .qr ? .qr : .gram
+                    let (state, passWarning) = try Trainer.reduce(open, data, layer: layer, form: accumulateForm, statistic: statistic,
+                                                                  backend: backend, chunkRows: config.chunkRows, progress: progress)
+                    if let passWarning, !warnings.contains(passWarning) { warnings.append(passWarning) }
+                    let bigLayout: DictionaryLayout
+                    switch state {
+                    case .gram(let g): bigLayout = g.layout
+                    case .factor(let f): bigLayout = f.layout
+                    }
                     passes += 1
                     seconds["pass"]! += clock.lap()
                     var base = ModelMetadata(
@@ -208,15 +236,25 @@ public struct Sweep {
                     let probe = Model(metadata: base, layer: layer.prefix(0), normalisation: data.normalisation,
                                       theta: [Double](repeating: 0, count: (1 + data.variableNames.count * delays + data.inputNames.count) * data.variableNames.count),
                                       eof: reduction?.basis)
-                    let cases = try Forecaster.cases(model: probe, segments: validationSegments, origins: .every(stride: config.horizon),
+                    stride = config.originStride ?? Sweep.automaticStride(validationSegments, delays: delays, horizon: config.horizon)
+                    let cases = try Forecaster.cases(model: probe, segments: validationSegments, origins: .every(stride: stride),
                                                      horizon: config.horizon, path: validationPath)
                     origins = cases.count
                     for width in config.widths {
-                        let solved = try solveWidth(sums, width: width)
+                                let solvedList: [(ridge: Double, rcond: Double?, solved: Solved)]
+                        switch state {
+                        case .gram(let sums):
+                            solvedList = try zip(config.ridges, solveWidth(sums, width: width)).map { ($0, nil, $1) }
+                        case .factor(let factor):
+                            let targets = bigLayout.form == .koopman ? Array(0..<(1 + bigLayout.windowSize + width)) : Array(0..<bigLayout.targetCount)
+                            let path = try Solver.factorPath(factor, width: width, targets: targets, ridges: config.ridges, rconds: config.rconds)
+                            solvedList = zip(config.ridges, path).flatMap { ridge, row in
+                                zip(config.rconds, row).map { (ridge, $0, Solved(solution: $1, solver: .qr)) }
+                            }
+                        }
                         seconds["solve"]! += clock.lap()
-                        for (ridgeIndex, ridge) in config.ridges.enumerated() {
+                        for (ridge, _, s) in solvedList {
                             for form in config.forms {
-                                let s = solved[ridgeIndex]
                                 var meta = base
                                 meta.width = width
                                 meta.form = form
@@ -224,7 +262,9 @@ public struct Sweep {
                                 meta.ridge = ridge
                                 meta.lambda = s.solution.lambda
                                 meta.condition = s.solution.condition.isFinite ? s.solution.condition : nil
-                                let theta = Sweep.theta(s.solution.theta, width: width, layout: sums.layout, form: form)
+                                meta.rcond = nil
+                                meta.record(s.solution)
+                                let theta = Sweep.theta(s.solution.theta, width: width, layout: bigLayout, form: form)
                                 let model = Model(metadata: meta, layer: layer.prefix(width), normalisation: data.normalisation, theta: theta,
                                                   climatology: climatology, eof: reduction?.basis)
                                 let forecasts = Forecaster.run(model: model, cases: cases, horizon: config.horizon)
@@ -240,7 +280,8 @@ public struct Sweep {
                                     validPredictionSteps: ev.validPredictionTime.medianSteps,
                                     validPredictionLyapunov: ev.validPredictionTime.medianLyapunovTimes,
                                     condition: s.solution.condition, nonFinite: ev.nonFiniteForecasts, solver: s.solver,
-                                    pca: reduction?.basis.components))
+                                    pca: reduction?.basis.components, rcond: s.solution.rcond,
+                                    dropped: s.solver == .qr ? s.solution.dropped : nil, warnings: s.solution.warnings))
                                 observer?(candidates[candidates.count - 1], model)
                                 if score < bestScore || bestModel == nil {
                                     bestScore = score
@@ -264,7 +305,21 @@ public struct Sweep {
         if !bestScore.isFinite {
             warnings.append("no candidate gave finite validation forecasts; the written model is the first one tried")
         }
-        return SweepResult(candidates: candidates, best: best, passes: passes, validationOrigins: origins, seconds: seconds, warnings: warnings)
+        // A validation that cannot tell the leaders apart says so: their valid prediction reaches the horizon.
+        let leaders = candidates.prefix(3)
+        if !leaders.isEmpty, leaders.allSatisfy({ $0.validPredictionSteps >= 0.9 * Double(config.horizon) }) {
+            warnings.append("the best candidates forecast validly for (nearly) the whole --horizon \(config.horizon): validation cannot separate them; raise --horizon (and give more validation data) to choose among them")
+        }
+        if let top = candidates.first, let w = top.warnings.first { warnings.append("best candidate: \(w)") }
+        return SweepResult(candidates: candidates, best: best, passes: passes, validationOrigins: origins, seconds: seconds, warnings: warnings,
+                           originStride: stride)
+    }
+
+    /// The horizon as stride when it gives at least `minimumOrigins` origins; else the stride that does (at least 1).
+    static func automaticStride(_ segments: [Segment], delays: Int, horizon: Int) -> Int {
+        let positions = segments.reduce(0) { $0 + max(0, $1.rowCount - (delays - 1) - horizon) }
+        if positions >= SweepConfig.minimumOrigins * horizon { return horizon }
+        return max(1, positions / SweepConfig.minimumOrigins)
     }
 
     struct Solved {
@@ -298,7 +353,7 @@ public struct Sweep {
         case .eigh: useEigh = true
         case .cholesky: useEigh = false
         // Cholesky costs f³/3 per ridge, a symmetric eigendecomposition with vectors about 9 f³ once.
-        case .auto: useEigh = config.ridges.count > 27 || config.ridges.contains(0)
+        case .auto, .qr: useEigh = config.ridges.count > 27 || config.ridges.contains(0)
         }
         if useEigh { return try Solver.ridgePath(sub, ridges: config.ridges).map { Solved(solution: $0, solver: .eigh) } }
         return try config.ridges.map { ridge in
