@@ -55,6 +55,56 @@ struct SweepTests {
         #expect(result.best.metadata.sweep?.candidates == 12)
     }
 
+    /// ISSUE 11: every `qr` candidate (width × ridge × cut-off × form, from one QR pass whose factor holds every
+    /// width as its leading block) equals direct `train --solver qr` with the same settings.
+    @Test(arguments: [SamplerKind.swim, .random])
+    func everyQRCandidateEqualsDirectTraining(sampler: SamplerKind) throws {
+        var config = SweepConfig(data: DataSpec(path: smallVanDerPol, episodeColumn: "episode"),
+                                 validation: .data(DataSpec(path: vanDerPol.test, episodeColumn: "episode")),
+                                 widths: [10, 40], ridges: [0, 1e-6], horizon: 20)
+        config.forms = [.recurrent, .koopman]
+        config.samplers = [sampler]
+        config.solver = .qr
+        config.rconds = [nil, 1e-8]
+        config.delays = [2]
+        config.randomScale = 0.5
+        var sweep = Sweep(config: config, backend: CPUBackend())
+        nonisolated(unsafe) var seen: [(SweepCandidate, Model)] = []
+        sweep.observer = { seen.append(($0, $1)) }
+        let result = try sweep.run()
+        #expect(result.passes == 1)
+        #expect(seen.count == 2 * 2 * 2 * 2)
+        let (_, segments) = try DataSource.loadSegments(DataSpec(path: vanDerPol.test, episodeColumn: "episode"))
+        for (candidate, model) in seen {
+            #expect(candidate.solver == .qr && model.metadata.solver == .qr)
+            var direct = TrainingConfig(data: DataSpec(path: smallVanDerPol, episodeColumn: "episode"))
+            direct.width = candidate.width
+            direct.ridge = candidate.ridge
+            direct.rcond = candidate.rcond == Solver.defaultQRCutoff ? nil : candidate.rcond
+            direct.form = candidate.form
+            direct.sampler = sampler
+            direct.solver = .qr
+            direct.delays = 2
+            direct.randomScale = 0.5
+            let (trained, _) = try Trainer(config: direct, backend: CPUBackend()).train()
+            #expect(trained.layer == model.layer)
+            #expect(trained.metadata.dropped == model.metadata.dropped, "width \(candidate.width) rcond \(candidate.rcond ?? 0)")
+            let cases = try Forecaster.cases(model: trained, segments: segments, origins: .rows([1]), horizon: 30, path: "test")
+            let a = Forecaster.run(model: trained, cases: cases, horizon: 30)
+            let b = Forecaster.run(model: model, cases: cases, horizon: 30)
+            #expect(maxAbsDiff(a, b) <= 1e-8 * maxAbs(a), "width \(candidate.width) ridge \(candidate.ridge) \(candidate.form)")
+        }
+    }
+
+    @Test func fewValidationOriginsOverlap() throws {
+        var segment = Segment(episode: "a", width: 2, firstLine: 0)
+        segment.rowCount = 4000
+        #expect(Sweep.automaticStride([segment], delays: 1, horizon: 100) == 100)     // 39 origins at the horizon
+        #expect(Sweep.automaticStride([segment], delays: 1, horizon: 3000) == 31)    // 1000 positions / 32
+        segment.rowCount = 3010
+        #expect(Sweep.automaticStride([segment], delays: 1, horizon: 3000) == 1)
+    }
+
     @Test func holdOutSplitCoversEveryRowOnce() throws {
         let dir = try scratch()
         try rotationCSV(dir + "/r.csv", episodes: 3, steps: 41)
