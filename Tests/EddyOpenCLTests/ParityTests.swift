@@ -124,4 +124,34 @@ struct ParityTests {
         let diff = try BackendSelection.selfTest(backend)
         #expect(diff <= (precision == .double ? 1e-12 : 1e-5))
     }
+
+    /// ISSUE 11: a QR pass on the device (lift on the device, factor on the host) gives the CPU's factor: the same
+    /// `RᵀR` and the same least-squares weights, across chunkings that cut chunks into device slices.
+    @Test(arguments: [Form.koopman, .recurrent])
+    func qrFactorMatchesTheCPU(form: Form) throws {
+        let layout = Self.layout(form), layer = Self.layer(.tanh)
+        func factor(_ backend: Backend, _ cs: [WindowChunk]) throws -> QRFactor {
+            try backend.beginPass(layer: layer, layout: layout, statistic: .qr)
+            for c in cs { try backend.accumulate(c) }
+            return try backend.endPass().factor()
+        }
+        func weights(_ f: QRFactor) throws -> [Double] {
+            try Solver.factorPath(f, width: layout.width, targets: Array(0..<layout.targetCount), ridges: [0], rconds: [1e-12])[0][0].theta
+        }
+        let reference = try factor(CPUBackend(), chunks(Self.blocks, norm: Self.norm, delays: 3, chunkRows: 4096))
+        let backend = try OpenCLBackend(device: PoCL.device!, precision: .double, rows: 128)
+        #expect(backend.unsupported(.qr) == nil)
+        var worst = (gram: 0.0, theta: 0.0)
+        for size in [5, 300, 4096] {
+            let gpu = try factor(backend, chunks(Self.blocks, norm: Self.norm, delays: 3, chunkRows: size))
+            #expect(gpu.pairs == reference.pairs)
+            worst.gram = max(worst.gram, relative(gpu.gramOfRows, reference.gramOfRows))
+            worst.theta = max(worst.theta, relative(try weights(gpu), try weights(reference)))
+        }
+        print("parity qr \(form.rawValue): max relative difference RᵀR \(Format.scientific(worst.gram)), weights \(Format.scientific(worst.theta))")
+        #expect(worst.gram <= 1e-12 && worst.theta <= 1e-9, "RᵀR \(worst.gram), weights \(worst.theta)")
+        // Mixed precision declines the QR pass with a reason (training then runs the pass on the CPU).
+        let mixed = try OpenCLBackend(device: PoCL.device!, precision: .mixed, rows: 128)
+        #expect(mixed.unsupported(.qr) != nil)
+    }
 }
