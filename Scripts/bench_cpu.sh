@@ -7,6 +7,7 @@
 #   (a) NumPy pipeline: standardise, lift Φ=[1,X,tanh(XW+b)], G=ΦᵀΦ, Cholesky solve (best of 2)
 #   (b) NumPy lstsq:   numpy.linalg.lstsq(Φ, Y) on the rows (1 run)
 # and prints numpy_pipeline/eddy (target ≥ 3×) and numpy_lstsq/eddy (target ≥ 10×).
+# The same training with --solver qr (streamed QR, best of 3): qr/cholesky (goal ≤ 2.5×) and numpy_lstsq/qr (goal ≥ 3×).
 # Also records nproc, CPU model, date, NumPy's BLAS, eddy's BLAS and OPENBLAS_CORETYPE.
 #
 # Runtime: ~40–70 s on 2 cores (eddy ~3 s × 3, NumPy pipeline ~3 s × 2, lstsq ~10–35 s; noisy VM).
@@ -71,6 +72,17 @@ for i in $(seq "$EDDY_REPEATS"); do
   echo "bench_cpu: eddy run $i: $(elapsed "$t0" "$t1") s" >&2
 done
 
+# --- eddy --solver qr: best of EDDY_REPEATS ---------------------------------------------------
+: > "$TMP/qr_runs.txt"
+for i in $(seq "$EDDY_REPEATS"); do
+  t0=$(now)
+  "$EDDY" train --data "$TMP/l96.npy" --width "$WIDTH" --sampler random --scale "$SCALE" \
+    --form recurrent --solver qr --out "$TMP/model_qr.safetensors" --json > "$TMP/qr_$i.json"
+  t1=$(now)
+  echo "$(elapsed "$t0" "$t1") $TMP/qr_$i.json" >> "$TMP/qr_runs.txt"
+  echo "bench_cpu: eddy --solver qr run $i: $(elapsed "$t0" "$t1") s" >&2
+done
+
 # --- NumPy ------------------------------------------------------------------------------------
 echo "bench_cpu: NumPy pipeline (best of $NUMPY_REPEATS)$([ "$LSTSQ" = 1 ] && echo ' and lstsq (~10–35 s)')" >&2
 np_args=(--data "$TMP/l96.npy" --width "$WIDTH" --scale "$SCALE" --repeats "$NUMPY_REPEATS" --json "$TMP/numpy.json")
@@ -95,6 +107,11 @@ for line in open(f"{tmp}/eddy_runs.txt"):
     rep = json.load(open(path))
     runs.append({"wall": float(wall), "seconds": rep["seconds"], "report": rep})
 best = min(runs, key=lambda r: r["wall"])
+qr_runs = []
+for line in open(f"{tmp}/qr_runs.txt"):
+    wall, path = line.split()
+    qr_runs.append({"wall": float(wall), "seconds": json.load(open(path))["seconds"]})
+qr_best = min(qr_runs, key=lambda r: r["wall"])
 np_rep = json.load(open(f"{tmp}/numpy.json"))
 import numpy
 cfg = numpy.show_config(mode="dicts")
@@ -121,12 +138,16 @@ out = {
              "pairs": best["report"]["pairs"], "condition": best["report"].get("condition")},
     "numpy_pipeline": {"best": pipe, "runs": np_rep["pipeline"]["runs"],
                        "one_step_rmse": np_rep["pipeline"]["one_step_rmse"]},
-    "ratios": {"numpy_pipeline_over_eddy": pipe["total"] / eddy_wall, "numpy_pipeline_target": 3.0},
+    "ratios": {"numpy_pipeline_over_eddy": pipe["total"] / eddy_wall, "numpy_pipeline_target": 3.0,
+               "qr_over_cholesky": qr_best["wall"] / eddy_wall, "qr_over_cholesky_goal": 2.5},
+    "eddy_qr": {"best_wall": qr_best["wall"], "best_seconds": qr_best["seconds"], "walls": [r["wall"] for r in qr_runs]},
 }
 if "lstsq" in np_rep:
     out["numpy_lstsq"] = np_rep["lstsq"]
     out["ratios"]["numpy_lstsq_over_eddy"] = np_rep["lstsq"]["seconds"]["total"] / eddy_wall
     out["ratios"]["numpy_lstsq_target"] = 10.0
+    out["ratios"]["numpy_lstsq_over_qr"] = np_rep["lstsq"]["seconds"]["total"] / qr_best["wall"]
+    out["ratios"]["numpy_lstsq_over_qr_goal"] = 3.0
 
 s = best["seconds"]
 print()
@@ -142,6 +163,9 @@ print("|---|---:|---|")
 print(f"| eddy train (wall, best of {len(runs)}) | {eddy_wall:.3f} | own: statistics {s['statistics']:.3f}, "
       f"sample {s['sample']:.4f}, accumulate {s['accumulate']:.3f}, solve {s['solve']:.3f}, total {s['total']:.3f}; "
       f"walls {', '.join('%.2f' % r['wall'] for r in runs)} |")
+q = qr_best["seconds"]
+print(f"| eddy train --solver qr (wall, best of {len(qr_runs)}) | {qr_best['wall']:.3f} | own: statistics {q['statistics']:.3f}, "
+      f"accumulate (lift + QR) {q['accumulate']:.3f}, solve (SVD) {q['solve']:.3f}; walls {', '.join('%.2f' % r['wall'] for r in qr_runs)} |")
 print(f"| NumPy pipeline (best of {len(np_rep['pipeline']['runs'])}) | {pipe['total']:.3f} | load {pipe['load']:.3f}, "
       f"standardise {pipe['standardise']:.3f}, lift {pipe['lift']:.3f}, gram {pipe['gram']:.3f}, solve {pipe['solve']:.3f} |")
 if "lstsq" in np_rep:
@@ -156,6 +180,8 @@ print("|---|---:|---:|")
 print(f"| numpy_pipeline / eddy | {r['numpy_pipeline_over_eddy']:.2f}× | ≥ 3× ({ok(r['numpy_pipeline_over_eddy'], 3)}) |")
 if "numpy_lstsq_over_eddy" in r:
     print(f"| numpy_lstsq / eddy | {r['numpy_lstsq_over_eddy']:.2f}× | ≥ 10× ({ok(r['numpy_lstsq_over_eddy'], 10)}) |")
+    print(f"| numpy_lstsq / eddy qr | {r['numpy_lstsq_over_qr']:.2f}× | ≥ 3× ({ok(r['numpy_lstsq_over_qr'], 3)}) |")
+print(f"| eddy qr / eddy cholesky | {r['qr_over_cholesky']:.2f}× | ≤ 2.5× ({'meets' if r['qr_over_cholesky'] <= 2.5 else 'ABOVE'}) |")
 
 write_json(out)
 PY

@@ -13,7 +13,9 @@
 # trained with --pca 40 --width 300 --delays 2 --calendar hour (three streamed passes: EOFs, statistics,
 # accumulation). Default rows 10^4,10^5; 10^6 rows need 16 GB of temporary disk and ~7 min.
 #
-# Usage: Scripts/bench_memory.sh [--json FILE] [--rows-list 100000,1000000[,10000000]] [--width M] [--grid]
+# --solver S: train with that solver (default cholesky; qr keeps the (F+T)² factor instead of the Gram).
+#
+# Usage: Scripts/bench_memory.sh [--json FILE] [--rows-list 100000,1000000[,10000000]] [--width M] [--grid] [--solver S]
 #   EDDY=/path/to/eddy  binary to measure (default: swift build -c release --product eddy)
 #   BENCH_JSON=FILE     same as --json
 set -euo pipefail
@@ -27,6 +29,7 @@ DIM=40
 SCALE=0.2
 TARGET=1.3
 GRID=0
+SOLVER=cholesky
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,6 +39,8 @@ while [ $# -gt 0 ]; do
     --rows-list=*) ROWS_LIST="${1#*=}"; shift ;;
     --width) WIDTH="$2"; shift 2 ;;
     --grid) GRID=1; shift ;;
+    --solver) SOLVER="$2"; shift 2 ;;
+    --solver=*) SOLVER="${1#*=}"; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench_memory: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -73,7 +78,7 @@ for rows in "${ROWS_ARR[@]}"; do
   echo "bench_memory: training on $rows rows" >&2
   /usr/bin/time -v -o "$TMP/time_$rows.txt" \
     "$EDDY" train --data "$DATA" "${TRAIN[@]}" \
-      --form recurrent --solver cholesky --out "$TMP/model.safetensors" --json > "$TMP/train_$rows.json"
+      --form recurrent --solver "$SOLVER" --out "$TMP/model.safetensors" --json > "$TMP/train_$rows.json"
   rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$TMP/time_$rows.txt")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { print $2 }' "$TMP/time_$rows.txt")
   echo "$rows $rss $wall $TMP/train_$rows.json" >> "$TMP/results.txt"
@@ -81,7 +86,7 @@ for rows in "${ROWS_ARR[@]}"; do
   rm -f "$DATA"
 done
 
-PYTHONPATH="$HERE" TMP="$TMP" JSON_OUT="$JSON_OUT" EDDY="$EDDY" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" TARGET="$TARGET" GRID="$GRID" python3 - <<'PY'
+PYTHONPATH="$HERE" TMP="$TMP" JSON_OUT="$JSON_OUT" EDDY="$EDDY" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" TARGET="$TARGET" GRID="$GRID" SOLVER="$SOLVER" python3 - <<'PY'
 import json, os, datetime
 from benchlib import write_json
 tmp = os.environ["TMP"]
@@ -95,11 +100,11 @@ def wall_seconds(s):  # h:mm:ss or m:ss(.ss)
 
 grid = os.environ["GRID"] == "1"
 config = ({"system": "tracer 32 x 64 (netCDF)", "width": int(os.environ["WIDTH"]), "pca": 40, "delays": 2, "calendar": "hour",
-           "sampler": "swim", "form": "recurrent", "solver": "cholesky"} if grid else
+           "sampler": "swim", "form": "recurrent", "solver": os.environ["SOLVER"]} if grid else
           {"system": f"lorenz96 --dim {os.environ['DIM']}", "width": int(os.environ["WIDTH"]),
-           "sampler": "random", "scale": float(os.environ["SCALE"]), "form": "recurrent", "solver": "cholesky"})
+           "sampler": "random", "scale": float(os.environ["SCALE"]), "form": "recurrent", "solver": os.environ["SOLVER"]})
 label = (f"tracer 32 x 64 netCDF, --pca 40, width {os.environ['WIDTH']}, delays 2, calendar hour" if grid else
-         f"lorenz96 --dim {os.environ['DIM']}, width {os.environ['WIDTH']}, random scale {os.environ['SCALE']}, recurrent, cholesky")
+         f"lorenz96 --dim {os.environ['DIM']}, width {os.environ['WIDTH']}, random scale {os.environ['SCALE']}, recurrent, {os.environ['SOLVER']}")
 runs = []
 for line in open(f"{tmp}/results.txt"):
     rows, rss, wall, path = line.split()

@@ -42,6 +42,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision = "double"
     @Option(help: "Write the best model here.") var out: String?
+    @Flag(inversion: .prefixedNo, help: "With --validation-fraction: solve the chosen model again on all the data (the merge of the training and validation parts' pass states) before writing it.") var refit = true
     @Option(help: "Write every candidate as CSV here.") var csv: String?
     @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
     @Option(help: "Rows of the table to print.") var top = 15
@@ -96,6 +97,7 @@ struct SweepCommand: ParsableCommand {
             config.dt = dt
             config.solver = solver
             config.originStride = originStride
+            config.refit = refit
             if solver == .qr && precision != "double" {
                 throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
             }
@@ -130,7 +132,12 @@ struct SweepCommand: ParsableCommand {
                     + pad(Format.general(c.validPredictionLyapunov ?? c.validPredictionSteps), 11)
                 print(row + scores + pad(c.solver.rawValue, 10) + Format.scientific(c.condition, 1))
             }
-            if let out { print("wrote the best model to \(out)") }
+            if let out {
+                let t = result.best.metadata.training
+                let from = result.best.metadata.sweep?.weightsFrom ?? "training part"
+                print("wrote the best model to \(out): weights solved from the \(from) (\(t.pairs) pairs)"
+                      + (from == "training part" ? "" : "; hidden layer and normalisation from the training part"))
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(help: ArgumentHelp("Rows per QR block update on the CPU (default: about 64 MiB of rows, 256…8192).", visibility: .hidden)) var qrBlockRows: Int?
     @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
     @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.") var backend: String = "auto"
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
@@ -59,6 +60,11 @@ struct Train: ParsableCommand {
             if width <= 0 && width != 0 { throw EddyError("--width must be positive (or 0 for a linear model), got \(width)") }
             let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
+            if let qrBlockRows {
+                if qrBlockRows < 1 { throw EddyError("--qr-block-rows must be at least 1, got \(qrBlockRows)") }
+                guard let cpu = device as? CPUBackend else { throw EddyError("--qr-block-rows applies to --backend cpu only") }
+                cpu.qrBlockRows = qrBlockRows
+            }
             let progress = TerminalProgress()
             var clock = Stopwatch()
             let (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()

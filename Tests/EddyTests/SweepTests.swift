@@ -96,6 +96,40 @@ struct SweepTests {
         }
     }
 
+    /// ISSUE 11: with a held-out fraction, the written model is refitted on both parts: its weights are those of one
+    /// pass over the training part's and the validation part's pairs (same layer and normalisation), here with `qr`.
+    @Test func heldOutFractionIsRefittedIntoTheWrittenModel() throws {
+        var config = SweepConfig(data: DataSpec(path: smallVanDerPol, episodeColumn: "episode"), validation: .fraction(0.25),
+                                 widths: [10, 30], ridges: [0], horizon: 10)
+        config.solver = .qr
+        config.rconds = [1e-10]
+        let result = try Sweep(config: config, backend: CPUBackend()).run()
+        let best = result.best
+        #expect(best.metadata.sweep?.weightsFrom == "training and validation parts")
+        let spec = DataSpec(path: smallVanDerPol, episodeColumn: "episode")
+        let lengths = try SplitReader.segmentLengths(try DataSource.open(spec))
+        var all: [WindowChunk] = []
+        for part in [SplitReader.Part.head, .tail] {
+            let reader = SplitReader(try DataSource.open(spec), lengths: lengths, fraction: 0.25, part: part)
+            var blocks: [RowBlock] = []
+            while let b = try reader.next() { blocks.append(b) }
+            all += chunks(blocks, norm: best.normalisation, delays: 1, chunkRows: 64)
+        }
+        let backend = CPUBackend()
+        try backend.beginPass(layer: best.layer, layout: best.layout, statistic: .qr)
+        for c in all { try backend.accumulate(c) }
+        let state = try backend.endPass().factor()
+        #expect(state.pairs == best.metadata.training.pairs)
+        let solution = try Solver.factorPath(state, width: best.metadata.width, targets: Array(0..<best.layout.targetCount),
+                                             ridges: [0], rconds: [1e-10])[0][0]
+        #expect(relative(best.theta, solution.theta) < 1e-9)
+        // Without refitting, the weights are the training part's only and the record says so.
+        config.refit = false
+        let plain = try Sweep(config: config, backend: CPUBackend()).run().best
+        #expect(plain.metadata.sweep?.weightsFrom == "training part")
+        #expect(plain.metadata.training.pairs < best.metadata.training.pairs)
+    }
+
     @Test func fewValidationOriginsOverlap() throws {
         var segment = Segment(episode: "a", width: 2, firstLine: 0)
         segment.rowCount = 4000

@@ -90,6 +90,11 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var candidates: Int
         /// The numbers of principal components tried (`--pca`), nil without a reduction.
         public var pca: [Int]? = nil
+        /// `--solver qr`: the cut-offs tried.
+        public var rconds: [Double]? = nil
+        /// What the written weights were solved from: "training part" (scored as is) or "training and validation
+        /// parts" (refitted on all the data after the choice: the merge of both parts' pass states).
+        public var weightsFrom: String? = nil
     }
 
     public struct TrainingData: Codable, Sendable, Equatable {

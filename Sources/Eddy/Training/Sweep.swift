@@ -52,6 +52,10 @@ public struct SweepConfig: Sendable {
     public var pca: [Int]?
     /// With `pca`: weight grid points by `√cos φ` (see `EOFBasis`).
     public var areaWeights = true
+    /// With `.fraction` validation: after choosing, solve the chosen candidate again from the merge of the training
+    /// part's pass state and the validation part's (one more pass over the validation part only), so the written model
+    /// has seen all the data. Its layer and normalisation stay those of the training part.
+    public var refit = true
 
     public init(data: DataSpec, validation: ValidationSource, widths: [Int], ridges: [Double], horizon: Int) {
         self.data = data
@@ -161,6 +165,7 @@ public struct Sweep {
         var open: ReaderFactory = { try DataSource.open(spec) }
         var validationSegments: [Segment]
         var validationPath: String
+        var tailOpen: ReaderFactory?
         var warnings: [String] = []
         switch config.validation {
         case .data(let v):
@@ -184,6 +189,7 @@ public struct Sweep {
             }
             validationSegments = segments
             validationPath = "\(spec.path) (last \(Format.general(f)) of each trajectory)"
+            tailOpen = { SplitReader(try DataSource.open(spec), lengths: lengths, fraction: f, part: .tail) }
         }
         if validationSegments.isEmpty {
             throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
@@ -198,6 +204,7 @@ public struct Sweep {
         var candidates: [SweepCandidate] = []
         var bestModel: Model?
         var bestScore = Double.infinity
+        var bestPass: BestPass?
         var passes = 0
         var origins = 0
         var stride = config.horizon
@@ -286,6 +293,8 @@ public struct Sweep {
                                 if score < bestScore || bestModel == nil {
                                     bestScore = score
                                     bestModel = model
+                                    bestPass = BestPass(state: state, data: data, layer: layer, reduction: reduction, width: width,
+                                                        ridge: ridge, rcond: s.solution.rcond, form: form, solver: s.solver)
                                 }
                             }
                         }
@@ -298,10 +307,22 @@ public struct Sweep {
         }
         candidates.sort { ($0.score, $0.width) < ($1.score, $1.width) }
         var best = bestModel!
+        var weightsFrom = "training part"
+        if config.refit, let tailOpen, let pass = bestPass {
+            do {
+                best = try refit(best, pass: pass, tail: pass.reduction?.wrap(tailOpen) ?? tailOpen, form: accumulateForm)
+                weightsFrom = "training and validation parts"
+                seconds["refit"] = clock.lap()
+            } catch let e as EddyError {
+                warnings.append("the chosen model was not refitted on the validation part (\(e.message)); its weights come from the training part only")
+            }
+        }
         best.metadata.sweep = .init(validation: validationPath, score: bestScore.isFinite ? bestScore : nil,
                                     scoreSteps: config.scoreSteps ?? Array(1...config.horizon), horizon: config.horizon,
                                     widths: config.widths, ridges: config.ridges, forms: config.forms, samplers: config.samplers,
-                                    seeds: config.seeds, delays: config.delays, candidates: candidates.count, pca: config.pca)
+                                    seeds: config.seeds, delays: config.delays, candidates: candidates.count, pca: config.pca,
+                                    rconds: config.solver == .qr ? config.rconds.map { $0 ?? Solver.defaultQRCutoff } : nil,
+                                    weightsFrom: weightsFrom)
         if !bestScore.isFinite {
             warnings.append("no candidate gave finite validation forecasts; the written model is the first one tried")
         }
@@ -327,14 +348,55 @@ public struct Sweep {
         var solver: SolverKind
     }
 
-    /// Indices of a width-`w` model's features inside the widest model's: `[1, z, φ_1…φ_w]` then the inputs.
-    static func featureIndices(width w: Int, layout: DictionaryLayout) -> [Int] {
-        let leading = 1 + layout.windowSize + w
-        return Array(0..<leading) + Array(layout.dictionarySize..<layout.featureCount)
+    /// What the best candidate came from, to refit it.
+    struct BestPass {
+        var state: PassState
+        var data: PreparedData
+        var layer: HiddenLayer
+        var reduction: Reduction?
+        var width: Int
+        var ridge: Double
+        var rcond: Double?
+        var form: Form
+        var solver: SolverKind
     }
 
-    /// Solves every ridge at one width from the sub-blocks of the widest model's sums.
-    func solveWidth(_ sums: GramSums, width w: Int) throws -> [Solved] {
+    /// The chosen candidate solved from the merge of its pass state and the validation part's (same layer and
+    /// normalisation): the weights of a model that saw every pair of both parts.
+    func refit(_ model: Model, pass: BestPass, tail: @escaping ReaderFactory, form accumulated: Form) throws -> Model {
+        var tailData = try Trainer.prepare(tail, path: config.data.path, delays: pass.data.delays, seed: 0, poolSize: 2,
+                                           chunkRows: config.chunkRows, reduction: pass.reduction)
+        tailData.normalisation = pass.data.normalisation
+        let statistic: PassStatistic = config.solver == .qr ? .qr : .gram
+        let (tailState, _) = try Trainer.reduce(tail, tailData, layer: pass.layer, form: accumulated, statistic: statistic,
+                                                backend: backend, chunkRows: config.chunkRows)
+        let whole = try pass.state + tailState
+        let solution: Solution
+        let layout: DictionaryLayout
+        switch whole {
+        case .gram(let sums):
+            layout = sums.layout
+            let sub = Sweep.subSums(sums, width: pass.width)
+            solution = try Solver.solve(sub, solver: pass.solver == .eigh ? .eigh : .cholesky, ridge: pass.ridge)
+        case .factor(let factor):
+            layout = factor.layout
+            let targets = layout.form == .koopman ? Array(0..<(1 + layout.windowSize + pass.width)) : Array(0..<layout.targetCount)
+            solution = try Solver.factorPath(factor, width: pass.width, targets: targets, ridges: [pass.ridge], rconds: [pass.rcond])[0][0]
+        }
+        guard solution.theta.allSatisfy(\.isFinite) else { throw EddyError("the refitted solve gave non-finite weights") }
+        var out = model
+        out.theta = Sweep.theta(solution.theta, width: pass.width, layout: layout, form: pass.form)
+        out.metadata.lambda = solution.lambda
+        out.metadata.condition = solution.condition.isFinite ? solution.condition : nil
+        out.metadata.record(solution)
+        out.metadata.training.rows += tailData.statistics.rows
+        out.metadata.training.segments += tailData.statistics.segments
+        out.metadata.training.pairs += tailData.statistics.pairs
+        return out
+    }
+
+    /// The sums of a width-`w` model: sub-blocks of the widest model's.
+    static func subSums(_ sums: GramSums, width w: Int) -> GramSums {
         let big = sums.layout
         let idx = Sweep.featureIndices(width: w, layout: big)
         let f = idx.count, r = big.targetCount
@@ -348,6 +410,18 @@ public struct Sweep {
             for (b, j) in targetColumns.enumerated() { sub.rightHandSide[a * targetColumns.count + b] = sums.rightHandSide[i * r + j] }
         }
         sub.pairs = sums.pairs
+        return sub
+    }
+
+    /// Indices of a width-`w` model's features inside the widest model's: `[1, z, φ_1…φ_w]` then the inputs.
+    static func featureIndices(width w: Int, layout: DictionaryLayout) -> [Int] {
+        let leading = 1 + layout.windowSize + w
+        return Array(0..<leading) + Array(layout.dictionarySize..<layout.featureCount)
+    }
+
+    /// Solves every ridge at one width from the sub-blocks of the widest model's sums.
+    func solveWidth(_ sums: GramSums, width w: Int) throws -> [Solved] {
+        let sub = Sweep.subSums(sums, width: w)
         let useEigh: Bool
         switch config.solver {
         case .eigh: useEigh = true

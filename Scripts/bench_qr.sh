@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# bench_qr.sh — the accuracy of the streamed QR solver against the Gram on clean chaotic data (issue 11).
+#
+# Lorenz-63 (dt 0.01): train on 1 trajectory of 20,000 pairs after the generator's transient (seed 0), test on 100
+# trajectories on the attractor (seed 7), one 4500-step free run from the start of each (40 Lyapunov times),
+# threshold 0.5 on standardised variables, λ_max 0.906. Recurrent form, tanh, delays 1.
+#   a. SWIM at widths 500 / 1000 / 2000: cholesky at ridges 1e-14 … 1e-8 (its best reported) against qr with its
+#      default cut-off (machine ε) and qr at rcond 1e-12; median valid prediction time (VPT, Lyapunov times) and
+#      training seconds.
+#   b. Width 2000, qr default cut-off, seeds 0–2: SWIM, and random features at scales 0.1 / 0.3 / 0.5.
+#   c. Agreement at width 500 (rcond 1e-12): qr against in-memory lstsq (same cut-off), qr with two QR block sizes
+#      (1024 and 8192 rows), and (if PoCL or a GPU is present) qr on --backend opencl: max |Δ forecast| over all
+#      test forecasts relative to the largest |forecast|, and the weights' relative difference.
+#   d. eddy sweep --solver qr choosing by its own validation split (the last 20 % of the training trajectory), then
+#      the chosen model on the test origins.
+# Runtime: about 10 minutes on 2 cores.
+#
+# Usage: Scripts/bench_qr.sh [--json FILE] [--quick]   (--quick: parts a (widths 500, 1000) and c only)
+#   EDDY=/path/to/eddy   binary to use (default: swift build -c release --product eddy)
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+JSON_OUT=""
+QUICK=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) JSON_OUT="$2"; shift 2 ;;
+    --json=*) JSON_OUT="${1#*=}"; shift ;;
+    --quick) QUICK=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "bench_qr: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+source "$HERE/lib.sh"
+use_eddy bench_qr
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+export POCL_CACHE_DIR="${POCL_CACHE_DIR:-$TMP/pocl}"
+mkdir -p "$POCL_CACHE_DIR"
+MANIFEST="$TMP/manifest.txt"
+: > "$MANIFEST"
+
+"$EDDY" generate lorenz63 --trajectories 1 --steps 20001 --seed 0 --out "$TMP/train.csv" >/dev/null
+"$EDDY" generate lorenz63 --trajectories 100 --steps 4501 --seed 7 --out "$TMP/test.csv" >/dev/null
+
+# run PART NAME TRAIN-ARGS...: trains on the training trajectory, evaluates on the test origins, records both.
+run() {
+  local part="$1" name="$2"; shift 2
+  echo "bench_qr: $part $name" >&2
+  "$EDDY" train --data "$TMP/train.csv" --backend "${BACKEND:-cpu}" --json --out "$TMP/$name.safetensors" "$@" > "$TMP/$name.train.json"
+  "$EDDY" evaluate --model "$TMP/$name.safetensors" --data "$TMP/test.csv" --episode-column episode --horizon 4500 \
+    --lyapunov 0.906 --origins 0 --json > "$TMP/$name.eval.json"
+  "$EDDY" forecast --model "$TMP/$name.safetensors" --data "$TMP/test.csv" --episode-column episode --horizon 4500 \
+    --origins 0 --out "$TMP/$name.forecast.npy" >/dev/null
+  echo "$part $name $TMP/$name" >> "$MANIFEST"
+}
+
+WIDTHS="500 1000 2000"
+[ -n "$QUICK" ] && WIDTHS="500 1000"
+for w in $WIDTHS; do
+  for r in 1e-14 1e-12 1e-10 1e-8; do run a "cholesky_w${w}_r${r}" --width "$w" --solver cholesky --ridge "$r"; done
+  run a "qr_w${w}" --width "$w" --solver qr
+  run a "qr_w${w}_rcond1e-12" --width "$w" --solver qr --rcond 1e-12
+done
+if [ -z "$QUICK" ]; then
+  for s in 0 1 2; do
+    run b "swim_w2000_s$s" --width 2000 --solver qr --seed "$s"
+    for scale in 0.1 0.3 0.5; do run b "random_w2000_scale${scale}_s$s" --width 2000 --solver qr --sampler random --scale "$scale" --seed "$s"; done
+  done
+fi
+run c "qr_block8192" --width 500 --solver qr --rcond 1e-12 --qr-block-rows 8192
+run c "qr_block1024" --width 500 --solver qr --rcond 1e-12 --qr-block-rows 1024
+run c "lstsq" --width 500 --solver lstsq --ridge 0 --rcond 1e-12
+if "$EDDY" devices --json 2>/dev/null | grep -q '"name"'; then BACKEND=opencl run c "qr_opencl" --width 500 --solver qr --rcond 1e-12 || true; fi
+if [ -z "$QUICK" ]; then
+  echo "bench_qr: d sweep" >&2
+  /usr/bin/time -f "%e" -o "$TMP/sweep.time" "$EDDY" sweep --data "$TMP/train.csv" --validation-fraction 0.2 --widths 500,1000,2000 \
+    --solver qr --rconds 1e-16,1e-15,1e-14,1e-12 --horizon 3000 --lyapunov 0.906 --backend cpu --json --out "$TMP/sweep.safetensors" > "$TMP/sweep.json"
+  "$EDDY" evaluate --model "$TMP/sweep.safetensors" --data "$TMP/test.csv" --episode-column episode --horizon 4500 \
+    --lyapunov 0.906 --origins 0 --json > "$TMP/sweep.eval.json"
+fi
+
+TMP="$TMP" QUICK="$QUICK" JSON_OUT="$JSON_OUT" EDDY="$EDDY" PYTHONPATH="$HERE" python3 - <<'PY'
+import json, os, struct, datetime
+from benchlib import write_json
+tmp = os.environ["TMP"]
+
+def npy(path):
+    with open(path, "rb") as f:
+        assert f.read(6) == b"\x93NUMPY"
+        major = f.read(2)[0]
+        n = struct.unpack("<H" if major == 1 else "<I", f.read(2 if major == 1 else 4))[0]
+        f.read(n)
+        data = f.read()
+    return struct.unpack("<%dd" % (len(data) // 8), data)
+
+def weights_of(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        body = f.read()
+    lo, hi = header["A"]["data_offsets"] if "A" in header else header["K"]["data_offsets"]
+    return struct.unpack("<%dd" % ((hi - lo) // 8), body[lo:hi])
+
+rows = {}
+for line in open(os.path.join(tmp, "manifest.txt")):
+    part, name, base = line.split()
+    tr, ev = json.load(open(base + ".train.json")), json.load(open(base + ".eval.json"))
+    rows[name] = {"part": part, "name": name, "solver": tr["solver"], "ridge": tr["ridge"], "rcond": tr.get("rcond"),
+                  "dropped": tr.get("dropped"), "condition": tr["condition"], "train_seconds": tr["seconds"]["total"],
+                  "vpt_lyapunov": ev["valid_prediction_time"]["median_lyapunov_times"], "base": base}
+
+def rel(a, b):
+    return max(abs(x - y) for x, y in zip(a, b)) / max(max(abs(y) for y in b), 1e-300)
+
+out = {"date": datetime.date.today().isoformat(), "eddy": os.environ["EDDY"], "runs": [], "agreement": {}}
+print("## a. Lorenz-63, SWIM: median VPT (Lyapunov times) and training seconds")
+print("| width | cholesky, best ridge | qr (default cut-off ε) | qr (rcond 1e-12) |")
+print("|---:|---:|---:|---:|")
+for w in (500, 1000) if os.environ["QUICK"] else (500, 1000, 2000):
+    ch = max((r for r in rows.values() if r["name"].startswith(f"cholesky_w{w}_")), key=lambda r: r["vpt_lyapunov"])
+    q, q12 = rows[f"qr_w{w}"], rows[f"qr_w{w}_rcond1e-12"]
+    print(f"| {w} | {ch['vpt_lyapunov']:.1f} (α {ch['ridge']:g}, {ch['train_seconds']:.1f} s) | {q['vpt_lyapunov']:.1f} ({q['train_seconds']:.1f} s, {q['dropped']} dropped) | {q12['vpt_lyapunov']:.1f} |")
+if not os.environ["QUICK"]:
+    print("\n## b. width 2000, qr default cut-off: median VPT by seed")
+    print("| sampler | seed 0 | seed 1 | seed 2 |")
+    print("|---|---:|---:|---:|")
+    for label, key in [("SWIM", "swim_w2000_s{}"), ("random, scale 0.1", "random_w2000_scale0.1_s{}"),
+                       ("random, scale 0.3", "random_w2000_scale0.3_s{}"), ("random, scale 0.5", "random_w2000_scale0.5_s{}")]:
+        print(f"| {label} | " + " | ".join(f"{rows[key.format(s)]['vpt_lyapunov']:.1f}" for s in range(3)) + " |")
+ref = rows["qr_block8192"]
+f_ref, w_ref = npy(ref["base"] + ".forecast.npy"), weights_of(ref["base"] + ".safetensors")
+print("\n## c. agreement at width 500, rcond 1e-12 (against qr with 8192-row blocks)")
+print("| run | max relative forecast difference | weights | VPT |")
+print("|---|---:|---:|---:|")
+for name in ("qr_block1024", "lstsq", "qr_opencl"):
+    if name not in rows: continue
+    r = rows[name]
+    fd, wd = rel(npy(r["base"] + ".forecast.npy"), f_ref), rel(weights_of(r["base"] + ".safetensors"), w_ref)
+    out["agreement"][name] = {"forecast": fd, "weights": wd}
+    print(f"| {name} | {fd:.2e} | {wd:.2e} | {r['vpt_lyapunov']:.2f} |")
+if not os.environ["QUICK"]:
+    sw, se = json.load(open(os.path.join(tmp, "sweep.json"))), json.load(open(os.path.join(tmp, "sweep.eval.json")))
+    best = sw["candidates"][0]
+    seconds = float(open(os.path.join(tmp, "sweep.time")).read().split()[-1])
+    out["sweep"] = {"best": best, "test_vpt_lyapunov": se["valid_prediction_time"]["median_lyapunov_times"], "seconds": seconds,
+                    "origins": sw["validation_origins"], "origin_stride": sw["origin_stride"]}
+    print(f"\n## d. eddy sweep --solver qr ({len(sw['candidates'])} candidates, {sw['validation_origins']} validation origins, {seconds:.1f} s)")
+    print(f"chose width {best['width']}, rcond {best['rcond']:g}: validation VPT {best['vpt_lyapunov']:.1f}, test VPT {out['sweep']['test_vpt_lyapunov']:.1f} Lyapunov times")
+for r in rows.values():
+    r = dict(r); r.pop("base"); out["runs"].append(r)
+write_json(out)
+PY
