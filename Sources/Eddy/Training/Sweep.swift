@@ -217,6 +217,10 @@ public struct Sweep {
                     let data = try Trainer.prepare(open, path: spec.path, delays: delays, seed: seed, poolSize: config.swimPool,
                                                    chunkRows: config.chunkRows, reduction: reduction, progress: progress)
                     warnings += data.warnings.filter { !warnings.contains($0) }
+                    try MemoryBudget.checkTraining(variables: data.variableNames.count, delays: delays, width: sampleWidth,
+                                                   inputs: data.inputNames.count, form: accumulateForm,
+                                                   solver: config.solver == .qr ? .qr : .eigh, chunkRows: config.chunkRows,
+                                                   pairs: data.statistics.pairs, advice: "use --pca, smaller --widths or fewer --delays")
                     let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
                                                    scale: config.randomScale, seed: seed)
                     let statistic: PassStatistic = config.solver == .qr ? .qr : .gram

@@ -228,6 +228,9 @@ public struct Trainer {
         let data = try Trainer.prepare(open, path: spec.path, delays: config.delays, seed: config.seed, poolSize: config.swimPool,
                                        chunkRows: config.chunkRows, reduction: reduction, progress: progress)
         seconds["statistics"] = clock.lap()
+        try MemoryBudget.checkTraining(variables: data.variableNames.count, delays: config.delays, width: config.width,
+                                       inputs: data.inputNames.count, form: config.form, solver: config.solver,
+                                       chunkRows: config.chunkRows, pairs: data.statistics.pairs)
         let layer = try Trainer.sample(data, sampler: config.sampler, width: config.width, activation: config.activation,
                                        scale: config.randomScale, seed: config.seed)
         seconds["sample"] = clock.lap()

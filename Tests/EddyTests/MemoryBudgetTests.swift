@@ -1,0 +1,46 @@
+import EddyTestSupport
+import Foundation
+import Testing
+@testable import Eddy
+
+@Suite("Memory budget")
+struct MemoryBudgetTests {
+    @Test func sizesParse() {
+        #expect(MemoryBudget.parseBytes("123") == 123)
+        #expect(MemoryBudget.parseBytes("4G") == 4.0 * 1024 * 1024 * 1024)
+        #expect(MemoryBudget.parseBytes("1.5m") == 1.5 * 1024 * 1024)
+        #expect(MemoryBudget.parseBytes("-1") == nil && MemoryBudget.parseBytes("G") == nil && MemoryBudget.parseBytes("") == nil)
+        #expect(MemoryBudget.format(80.0 * 1024 * 1024 * 1024) == "80 GiB")
+    }
+
+    /// ISSUE 12: `train --width 1000000000` grew to 24 GB before the OOM killer; a 100,000-column state asks for an 80 GB
+    /// Gram. Both are refused up front with the sizes, whatever the machine (the estimate exceeds any budget here).
+    @Test(arguments: [SolverKind.cholesky, .qr, .lstsq])
+    func absurdShapesAreRefusedBeforeAllocating(solver: SolverKind) throws {
+        #expect(throws: EddyError.self) {
+            try MemoryBudget.checkTraining(variables: 3, delays: 1, width: 1_000_000_000, inputs: 0, form: .recurrent, solver: solver,
+                                           chunkRows: 4096, pairs: 1000)
+        }
+        #expect(throws: EddyError.self) {
+            try MemoryBudget.checkTraining(variables: 100_000, delays: 1, width: 256, inputs: 0, form: .recurrent, solver: solver,
+                                           chunkRows: 4096, pairs: 10)
+        }
+        #expect(throws: EddyError.self) {
+            try MemoryBudget.checkTraining(variables: 3, delays: 1, width: 1 << 61, inputs: 0, form: .koopman, solver: solver,
+                                           chunkRows: 4096, pairs: 10)
+        }
+        // An ordinary model fits.
+        try MemoryBudget.checkTraining(variables: 3, delays: 2, width: 500, inputs: 1, form: .koopman, solver: solver,
+                                       chunkRows: 4096, pairs: 20_000)
+    }
+
+    @Test func theMessageGivesSizesAndAWayOut() throws {
+        do {
+            try MemoryBudget.checkTraining(variables: 100_000, delays: 1, width: 256, inputs: 0, form: .recurrent, solver: .cholesky,
+                                           chunkRows: 4096, pairs: 10)
+            Issue.record("expected a refusal")
+        } catch let e as EddyError {
+            #expect(e.message.contains("needs") && e.message.contains("GiB") && e.message.contains("--pca"))
+        }
+    }
+}
