@@ -38,6 +38,7 @@ export POCL_CACHE_DIR="${POCL_CACHE_DIR:-$TMP/pocl}"
 mkdir -p "$POCL_CACHE_DIR"
 MANIFEST="$TMP/manifest.txt"
 : > "$MANIFEST"
+: > "$TMP/failed.txt"
 
 "$EDDY" generate lorenz63 --trajectories 1 --steps 20001 --seed 0 --out "$TMP/train.csv" >/dev/null
 "$EDDY" generate lorenz63 --trajectories 100 --steps 4501 --seed 7 --out "$TMP/test.csv" >/dev/null
@@ -46,7 +47,11 @@ MANIFEST="$TMP/manifest.txt"
 run() {
   local part="$1" name="$2"; shift 2
   echo "bench_qr: $part $name" >&2
-  "$EDDY" train --data "$TMP/train.csv" --backend "${BACKEND:-cpu}" --json --out "$TMP/$name.safetensors" "$@" > "$TMP/$name.train.json"
+  if ! "$EDDY" train --data "$TMP/train.csv" --backend "${BACKEND:-cpu}" --json --out "$TMP/$name.safetensors" "$@" > "$TMP/$name.train.json"; then
+    echo "bench_qr: $name did not train (recorded as failed)" >&2
+    echo "$name" >> "$TMP/failed.txt"
+    return 0
+  fi
   "$EDDY" evaluate --model "$TMP/$name.safetensors" --data "$TMP/test.csv" --episode-column episode --horizon 4500 \
     --lyapunov 0.906 --origins 0 --json > "$TMP/$name.eval.json"
   "$EDDY" forecast --model "$TMP/$name.safetensors" --data "$TMP/test.csv" --episode-column episode --horizon 4500 \
@@ -112,7 +117,10 @@ for line in open(os.path.join(tmp, "manifest.txt")):
 def rel(a, b):
     return max(abs(x - y) for x, y in zip(a, b)) / max(max(abs(y) for y in b), 1e-300)
 
-out = {"date": datetime.date.today().isoformat(), "eddy": os.environ["EDDY"], "runs": [], "agreement": {}}
+failed = open(os.path.join(tmp, "failed.txt")).read().split()
+out = {"date": datetime.date.today().isoformat(), "eddy": os.environ["EDDY"], "runs": [], "agreement": {}, "failed": failed}
+if failed:
+    print("did not train (e.g. Cholesky not positive definite at that ridge): " + ", ".join(failed) + "\n")
 print("## a. Lorenz-63, SWIM: median VPT (Lyapunov times) and training seconds")
 print("| width | cholesky, best ridge | qr (default cut-off ε) | qr (rcond 1e-12) |")
 print("|---:|---:|---:|---:|")
