@@ -29,6 +29,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Largest Lyapunov exponent, to report valid prediction times in Lyapunov times.") var lyapunov: Double?
     @Option(help: "Activation: tanh or relu.") var activation = "tanh"
     @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
+    @Option(help: "Instead of --scale: random-feature scales to search, strictly increasing, comma-separated (one pass each).") var scales: String?
     @Option(help: "SWIM candidate pool size.") var swimPool = 65536
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
@@ -90,6 +91,7 @@ struct SweepCommand: ParsableCommand {
             config.lyapunov = lyapunov
             config.activation = try parseChoice(activation, "--activation")
             config.randomScale = scale
+            config.scales = try scales.map { try numbers($0, "--scales") }
             config.swimPool = swimPool
             config.chunkRows = chunkRows
             config.pca = try pca.map { try numbers($0, "--pca") }
@@ -128,7 +130,7 @@ struct SweepCommand: ParsableCommand {
                 let cut = qr ? pad(Format.scientific(c.rcond ?? 0, 0), 9) + pad("\(c.dropped ?? 0)", 9) : ""
                 let row = pad("\(i + 1)", 6) + pad(c.form.rawValue, 11) + pad("\(c.width)", 7) + pad(Format.scientific(c.ridge, 0), 10) + cut
                     + pad("\(c.delays)", 8) + (pcaColumn ? pad(c.pca.map { "\($0)" } ?? "", 6) : "")
-                let scores = pad(c.sampler.rawValue, 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17)
+                let scores = pad(c.sampler.rawValue + (c.scale.map { config.scales == nil ? "" : " \(Format.general($0))" } ?? ""), 9) + pad("\(c.seed)", 6) + pad(Format.scientific(c.score), 17)
                     + pad(Format.general(c.validPredictionLyapunov ?? c.validPredictionSteps), 11)
                 print(row + scores + pad(c.solver.rawValue, 10) + Format.scientific(c.condition, 1))
             }
@@ -143,11 +145,11 @@ struct SweepCommand: ParsableCommand {
 }
 
 func sweepCSV(_ r: SweepResult) -> String {
-    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite,pca,rcond,dropped\n"
+    var text = "rank,form,width,ridge,delays,sampler,seed,score,vpt_steps,vpt_lyapunov,condition,solver,non_finite,pca,rcond,dropped,scale\n"
     for (i, c) in r.candidates.enumerated() {
         text += "\(i + 1),\(c.form.rawValue),\(c.width),\(c.ridge),\(c.delays),\(c.sampler.rawValue),\(c.seed),\(c.score),\(c.validPredictionSteps),"
         text += "\(c.validPredictionLyapunov.map { "\($0)" } ?? ""),\(c.condition),\(c.solver.rawValue),\(c.nonFinite),\(c.pca.map { "\($0)" } ?? ""),"
-        text += "\(c.rcond.map { "\($0)" } ?? ""),\(c.dropped.map { "\($0)" } ?? "")\n"
+        text += "\(c.rcond.map { "\($0)" } ?? ""),\(c.dropped.map { "\($0)" } ?? ""),\(c.scale.map { "\($0)" } ?? "")\n"
     }
     return text
 }
@@ -166,6 +168,8 @@ func candidateJSON(_ c: SweepCandidate) -> JSON {
     if let p = c.pca { extra.append(("pca", .int(p))) }
     if let r = c.rcond { extra.append(("rcond", .number(r))) }
     if let d = c.dropped { extra.append(("dropped", .int(d))) }
+    if let s = c.scale { extra.append(("scale", .number(s))) }
+    if !c.warnings.isEmpty { extra.append(("warnings", .array(c.warnings.map { .string($0) }))) }
     let base: KeyValuePairs<String, JSON> = [
                 "form": .string(c.form.rawValue), "width": .int(c.width), "ridge": .number(c.ridge), "delays": .int(c.delays),
                 "sampler": .string(c.sampler.rawValue), "seed": .number(Double(c.seed)), "score": .number(c.score),
@@ -182,7 +186,7 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
     for c in r.candidates {
         let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))" + (config.rconds.count > 1 ? " rcond=\(Format.scientific(c.rcond ?? 0, 0))" : "")
             + (config.delays.count > 1 ? " k=\(c.delays)" : "") + (config.samplers.count > 1 ? " \(c.sampler.rawValue)" : "")
-            + (config.seeds.count > 1 ? " seed \(c.seed)" : "") + ((config.pca?.count ?? 0) > 1 ? " pca \(c.pca ?? 0)" : "")
+            + (config.seeds.count > 1 ? " seed \(c.seed)" : "") + ((config.scales?.count ?? 0) > 1 ? " scale \(Format.general(c.scale ?? 0))" : "") + ((config.pca?.count ?? 0) > 1 ? " pca \(c.pca ?? 0)" : "")
         if groups[key] == nil { keys.append(key) }
         groups[key, default: []].append((Double(c.width), c.score))
     }

@@ -130,6 +130,22 @@ struct SweepTests {
         #expect(plain.metadata.training.pairs < best.metadata.training.pairs)
     }
 
+    @Test func randomFeatureScalesAreSearched() throws {
+        var config = SweepConfig(data: DataSpec(path: smallVanDerPol, episodeColumn: "episode"),
+                                 validation: .data(DataSpec(path: vanDerPol.test, episodeColumn: "episode")),
+                                 widths: [20], ridges: [1e-8], horizon: 10)
+        config.samplers = [.swim, .random]
+        config.scales = [0.3, 0.6]
+        let result = try Sweep(config: config, backend: CPUBackend()).run()
+        #expect(result.passes == 3)   // swim once, random once per scale
+        #expect(Set(result.candidates.compactMap(\.scale)) == [0.3, 0.6])
+        #expect(result.candidates.filter { $0.sampler == .swim }.allSatisfy { $0.scale == nil })
+        let best = result.candidates[0]
+        #expect(result.best.metadata.randomScale == best.scale)
+        config.scales = [0.6, 0.3]
+        #expect(throws: EddyError.self) { try config.validate() }
+    }
+
     @Test func fewValidationOriginsOverlap() throws {
         var segment = Segment(episode: "a", width: 2, firstLine: 0)
         segment.rowCount = 4000

@@ -35,6 +35,8 @@ public struct SweepConfig: Sendable {
     public var lyapunov: Double?
     public var threshold = 0.5
     public var randomScale = 1.0
+    /// Random-feature scales to search (one pass each, random sampler only); nil: `randomScale` alone.
+    public var scales: [Double]?
     public var swimPool = 65536
     public var chunkRows = 4096
     public var dt: Double?
@@ -95,6 +97,10 @@ public struct SweepConfig: Sendable {
                 throw EddyError("--score-steps must lie in 1…\(horizon) (the horizon)")
             }
         }
+        if let list = scales {
+            try increasing(list, "--scales")
+            if !(list[0] > 0) || !list.last!.isFinite { throw EddyError("--scales must be positive and finite") }
+        }
         if let s = originStride, s < 1 { throw EddyError("--origin-stride must be at least 1, got \(s)") }
         if rconds.isEmpty { throw EddyError("--rconds is empty; give at least one value") }
         if solver != .qr && rconds != [nil] { throw EddyError("--rconds applies to --solver qr only (the Gram solvers use --ridges)") }
@@ -127,6 +133,8 @@ public struct SweepCandidate: Sendable {
     public var dropped: Int? = nil
     /// What the solve warned about (as `train` would print it).
     public var warnings: [String] = []
+    /// Random features: the weights' scale.
+    public var scale: Double? = nil
 }
 
 public struct SweepResult: Sendable {
@@ -208,11 +216,14 @@ public struct Sweep {
         var passes = 0
         var origins = 0
         var stride = config.horizon
-        let total = reductions.count * config.delays.count * config.samplers.count * config.seeds.count
+        let scaleList = config.scales ?? [config.randomScale]
+        let total = reductions.count * config.delays.count * config.seeds.count
+            * config.samplers.reduce(0) { $0 + ($1 == .random ? scaleList.count : 1) }
         for reduction in reductions {
         let open = reduction?.wrap(rawOpen) ?? rawOpen
         for delays in config.delays {
             for sampler in config.samplers {
+                for scale in sampler == .random ? scaleList : [config.randomScale] {
                 for seed in config.seeds {
                     let data = try Trainer.prepare(open, path: spec.path, delays: delays, seed: seed, poolSize: config.swimPool,
                                                    chunkRows: config.chunkRows, reduction: reduction, progress: progress)
@@ -222,7 +233,7 @@ public struct Sweep {
                                                    solver: config.solver == .qr ? .qr : .eigh, chunkRows: config.chunkRows,
                                                    pairs: data.statistics.pairs, advice: "use --pca, smaller --widths or fewer --delays")
                     let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
-                                                   scale: config.randomScale, seed: seed)
+                                                   scale: scale, seed: seed)
                     let statistic: PassStatistic = config.solver == .qr ? .qr : .gram
                     let (state, passWarning) = try Trainer.reduce(open, data, layer: layer, form: accumulateForm, statistic: statistic,
                                                                   backend: backend, chunkRows: config.chunkRows, progress: progress)
@@ -237,7 +248,7 @@ public struct Sweep {
                     var base = ModelMetadata(
                         variables: data.variableNames, inputs: data.inputNames, delays: delays, width: 0, form: .recurrent,
                         sampler: sampler, activation: config.activation, seed: seed,
-                        randomScale: sampler == .random ? config.randomScale : nil, swimPool: sampler == .swim ? config.swimPool : nil,
+                        randomScale: sampler == .random ? scale : nil, swimPool: sampler == .swim ? config.swimPool : nil,
                         dt: config.dt ?? data.inferredDt ?? 1, solver: .cholesky, ridge: 0, lambda: 0, rcond: nil, condition: nil,
                         training: .init(path: spec.path, episodeColumn: spec.episodeColumn, rows: data.statistics.rows,
                                         segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.fingerprint))
@@ -292,7 +303,8 @@ public struct Sweep {
                                     validPredictionLyapunov: ev.validPredictionTime.medianLyapunovTimes,
                                     condition: s.solution.condition, nonFinite: ev.nonFiniteForecasts, solver: s.solver,
                                     pca: reduction?.basis.components, rcond: s.solution.rcond,
-                                    dropped: s.solver == .qr ? s.solution.dropped : nil, warnings: s.solution.warnings))
+                                    dropped: s.solver == .qr ? s.solution.dropped : nil, warnings: s.solution.warnings,
+                                    scale: sampler == .random ? scale : nil))
                                 observer?(candidates[candidates.count - 1], model)
                                 if score < bestScore || bestModel == nil {
                                     bestScore = score
@@ -303,8 +315,10 @@ public struct Sweep {
                             }
                         }
                         seconds["score"]! += clock.lap()
-                        progress?("solving and scoring", candidates.count, total * config.widths.count * config.ridges.count * config.forms.count)
+                        progress?("solving and scoring", candidates.count,
+                                  total * config.widths.count * config.ridges.count * config.rconds.count * config.forms.count)
                     }
+                }
                 }
             }
         }
