@@ -36,7 +36,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(name: [.customLong("solver"), .customLong("sweep-solver")],
-            help: "How each width is solved: auto (cholesky per ridge, or eigh for many ridges), eigh, cholesky — all from the Gram — or qr (a streamed QR factor of the rows per pass, one SVD per width: least-squares accuracy).") var sweepSolver = "auto"
+            help: "How each width is solved: qr (default: a streamed QR factor of the rows per pass, one SVD per width serving every ridge and cut-off: least-squares accuracy), or from the Gram: auto (cholesky per ridge, or eigh for many ridges; the default with --precision mixed), eigh, cholesky.") var sweepSolver: String?
     @Option(help: "Cut-offs for --solver qr, strictly increasing, comma-separated (e.g. 1e-14,1e-12,1e-10): singular values of the rows below rcond·σ_max are dropped (default: machine ε).") var rconds: String?
     @Option(help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
     @Option(help: "Compute backend for the pass: auto, cpu or opencl (solves run on the CPU in double).") var backend = "auto"
@@ -72,7 +72,7 @@ struct SweepCommand: ParsableCommand {
             case (nil, nil): throw EddyError("give validation data with --validation FILE or --validation-fraction F")
             default: throw EddyError("give either --validation or --validation-fraction, not both")
             }
-            let solver: SweepSolver = try parseChoice(sweepSolver, "--solver")
+            let solver: SweepSolver = try parseChoice(sweepSolver ?? (precision == "mixed" ? "auto" : "qr"), "--solver")
             let ridgeList: [Double] = try ridges.map { try numbers($0, "--ridges") } ?? (solver == .qr ? [0] : [1e-12, 1e-10, 1e-8, 1e-6])
             var config = SweepConfig(data: train, validation: source, widths: try numbers(widths, "--widths"), ridges: ridgeList, horizon: horizon)
             if let rconds {
@@ -100,7 +100,7 @@ struct SweepCommand: ParsableCommand {
             config.solver = solver
             config.originStride = originStride
             config.refit = refit
-            if solver == .qr && precision != "double" {
+            if solver == .qr && precision == "mixed" {
                 throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
             }
             config.sampleWidth = sampleWidth

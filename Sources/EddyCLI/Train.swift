@@ -3,9 +3,9 @@ import Eddy
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model: sample the hidden layer, accumulate G and R in one streamed pass, solve in double precision.",
+        abstract: "Train a model: sample the hidden layer, reduce the pairs in one streamed pass (a QR factor of the rows, or G and R), solve in double precision.",
         discussion: """
-        Two passes over the data, each streamed in chunks: the first computes means, standard deviations and SWIM's candidate pool, the second lifts every pair [1, z, φ(z), u] and adds it to G = ΣΦᵀΦ and R = ΣΦᵀY. Memory does not grow with the number of rows (except --solver lstsq, which keeps the rows).
+        Two passes over the data, each streamed in chunks: the first computes means, standard deviations and SWIM's candidate pool, the second lifts every pair [1, z, φ(z), u] and folds it into the triangular factor of the rows [Φ | Y] (--solver qr, the default) or adds it to G = ΣΦᵀΦ and R = ΣΦᵀY (cholesky, eigh). Memory does not grow with the number of rows (except --solver lstsq, which keeps the rows).
         Example: eddy train --data train.csv --episode-column episode --width 400 --form recurrent --out model.safetensors
         """
     )
@@ -16,8 +16,8 @@ struct Train: ParsableCommand {
     @Option(help: "Hidden-layer sampler: swim (data-driven pairs) or random (Gaussian weights, uniform biases).") var sampler: String = "swim"
     @Option(help: "Activation: tanh or relu.") var activation: String = "tanh"
     @Option(help: "Model form: recurrent (x_{t+1} = Ψ(z_t)A + u_tB, re-lifted every step) or koopman (Ψ_{t+1} = Ψ_tK + u_tB).") var form: String = "recurrent"
-    @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 1e-10; 0 for qr, which regularises by --rcond).") var ridge: Double?
-    @Option(help: "Solver: cholesky (default), eigh (eigendecomposition of G, --rcond cut-off), qr (streamed QR of the rows, then an SVD of the factor: least-squares accuracy in one pass, about 2× cholesky's time) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String = "cholesky"
+    @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 0 for qr, which regularises by its cut-off --rcond; 1e-10 for the others).") var ridge: Double?
+    @Option(help: "Solver: qr (default: a streamed QR factor of the rows, then an SVD of the factor — least-squares accuracy in one pass, 2–3× cholesky's time), cholesky (the default with --precision mixed) (normal equations G = ΦᵀΦ: fastest, but squares the conditioning), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String?
     @Option(help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
@@ -41,13 +41,14 @@ struct Train: ParsableCommand {
             config.sampler = try parseChoice(sampler, "--sampler")
             config.activation = try parseChoice(activation, "--activation")
             config.form = try parseChoice(form, "--form")
-            config.solver = try parseChoice(solver, "--solver")
+            // Mixed precision is a Gram-pass feature: without an explicit --solver it takes cholesky.
+            config.solver = try parseChoice(solver ?? (precision == "mixed" ? "cholesky" : "qr"), "--solver")
             config.ridge = ridge ?? config.solver.defaultRidge
             config.rcond = rcond
             if rcond != nil && !config.solver.takesCutoff {
                 throw EddyError("--rcond does not apply to --solver cholesky (it has no cut-off); use --solver qr, eigh or lstsq")
             }
-            if config.solver == .qr && precision != "double" {
+            if config.solver == .qr && precision == "mixed" {
                 throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
             }
             config.seed = seed

@@ -45,7 +45,26 @@ struct BadInputTests {
         try expectFailure(train(data, dir, ["--columns", "a,zz"]), in: dir, mentions: [data, "no variable column named 'zz'", "a, b"])
         try expectFailure(["train", "--data", data, "--width=-3", "--out", dir + "/m.safetensors"], in: dir, mentions: ["--width", "-3"])
         try expectFailure(train(data, dir, ["--delays", "6"]), in: dir, mentions: [data, "no trajectory has 7 consecutive valid rows"])
-        try expectFailure(train(data, dir, ["--solver", "qr"]), in: dir, mentions: ["--solver", "cholesky, eigh, lstsq"])
+        try expectFailure(train(data, dir, ["--solver", "svd"]), in: dir, mentions: ["--solver", "cholesky, eigh, lstsq, qr"])
+    }
+
+    /// ISSUE 11: the qr solver's options are checked before any work, and a rank-deficient problem is cut, not crashed.
+    @Test func qrOptions() throws {
+        let dir = try scratch()
+        let data = dir + "/d.csv"
+        try write(good, data)
+        try expectFailure(train(data, dir, ["--solver", "qr", "--rcond=-1"]), in: dir, mentions: ["--rcond", "[0, 1)", "-1"])
+        try expectFailure(train(data, dir, ["--solver", "qr", "--rcond", "nan"]), in: dir, mentions: ["--rcond", "nan"])
+        try expectFailure(train(data, dir, ["--solver", "cholesky", "--rcond", "1e-10"]), in: dir, mentions: ["--rcond does not apply to --solver cholesky"])
+        try expectFailure(train(data, dir, ["--solver", "qr", "--precision", "mixed"]), in: dir, mentions: ["--precision mixed does not apply to --solver qr"])
+        try expectFailure(["sweep", "--data", data, "--validation-fraction", "0.3", "--widths", "2", "--horizon", "1", "--solver", "auto", "--rconds", "1e-10"],
+                          in: dir, mentions: ["--rconds applies to --solver qr only"])
+        // A constant column and a duplicated one: Φ is rank-deficient; qr drops the null directions and trains.
+        try write("a,b,c,d\n" + (0..<40).map { t in "\(sin(Double(t) * 0.3)),\(cos(Double(t) * 0.3)),2,\(sin(Double(t) * 0.3))" }.joined(separator: "\n") + "\n", data)
+        let r = try eddy(train(data, dir, ["--solver", "qr", "--json"]))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("\"dropped\":") && !r.stdout.contains("\"dropped\":0,"), "\(r.stdout)")
+        #expect(r.stderr.contains("constant"))
     }
 
     @Test func brokenModelFiles() throws {
@@ -67,16 +86,16 @@ struct BadInputTests {
         try write("hello, world", dir + "/text.safetensors")
         try expectFailure(forecast(dir + "/text.safetensors"), in: dir, mentions: [dir + "/text.safetensors", "not an Eddy model file"])
         // Another format version (same length, so the file stays well-formed).
-        let needle = Array("\\\"formatVersion\\\":1".utf8)
+        let needle = Array("\\\"formatVersion\\\":".utf8)
         let all = [UInt8](bytes)
         guard let at = (0...(all.count - needle.count)).first(where: { Array(all[$0..<($0 + needle.count)]) == needle }) else {
             Issue.record("no formatVersion in the metadata")
             return
         }
         var other = bytes
-        other[at + needle.count - 1] = UInt8(ascii: "7")
+        other[at + needle.count] = UInt8(ascii: "7")
         try other.write(to: URL(fileURLWithPath: dir + "/v7.safetensors"))
-        try expectFailure(forecast(dir + "/v7.safetensors"), in: dir, mentions: [dir + "/v7.safetensors", "format version 7", "reads versions 1…2"])
+        try expectFailure(forecast(dir + "/v7.safetensors"), in: dir, mentions: [dir + "/v7.safetensors", "format version 7", "reads versions 1…"])
     }
 
     @Test func forecastNeedsFutureInputsForInputModels() throws {

@@ -58,7 +58,10 @@ struct CLITests {
         let dir = try scratch()
         #expect(try eddy(["generate", "lorenz63", "--trajectories", "2", "--steps", "400", "--out", dir + "/train.csv"]).status == 0)
         let t = try eddy(["train", "--data", dir + "/train.csv", "--episode-column", "episode", "--width", "60", "--delays", "3",
-                          "--form", form, "--activation", activation, "--out", dir + "/model.safetensors"] + (pca > 0 ? ["--pca", "\(pca)"] : []))
+                          "--form", form, "--activation", activation, "--out", dir + "/model.safetensors"] + (pca > 0 ? ["--pca", "\(pca)"] : [])
+                         // The snippet's formula, not the solver, is under test: cholesky's ridge keeps the weights small, so the
+                         // two implementations' last-bit differences stay at 1e-10 (qr at its ε cut-off amplifies them to ~1e-7).
+                         + ["--solver", "cholesky"])
         #expect(t.status == 0, "\(t.stderr)")
         // The last 3 rows of trajectory 1, oldest first, as the snippet expects.
         let rows = try String(contentsOfFile: dir + "/train.csv", encoding: .utf8).split(separator: "\n").suffix(3)
@@ -133,7 +136,7 @@ struct CLITests {
         }
         try write(text, dir + "/wave.csv")
         let t = try eddy(["train", "--data", dir + "/wave.csv", "--until", "20", "--width", "60", "--delays", "2", "--pca", "4",
-                          "--out", dir + "/m.st", "--json"])
+                          "--solver", "cholesky", "--out", dir + "/m.st", "--json"])
         #expect(t.status == 0, "\(t.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(t.stdout.utf8)) as! [String: Any]
         let pca = report["pca"] as? [String: Any]
@@ -149,7 +152,7 @@ struct CLITests {
         #expect((ev["mse_per_variable"] as? [Double])?.count == 16, "\(ev.keys)")
         #expect((ev["mse"] as? Double ?? 1) < 1e-4, "\(ev["mse"] ?? "none")")
         let s = try eddy(["sweep", "--data", dir + "/wave.csv", "--until", "20", "--validation", dir + "/wave.csv", "--validation-from", "20",
-                          "--widths", "20,60", "--ridges", "1e-10,1e-6", "--horizon", "10", "--delays", "2", "--pca", "4", "--json",
+                          "--widths", "20,60", "--ridges", "1e-10,1e-6", "--horizon", "10", "--delays", "2", "--pca", "4", "--json", "--solver", "auto",
                           "--out", dir + "/best.st"])
         #expect(s.status == 0, "\(s.stderr)")
         let sweep = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any]
