@@ -30,13 +30,32 @@ struct ControlCommand: ParsableCommand {
     @Option(help: "Draw the closed-loop trajectories and inputs as SVG here.") var plot: String?
     @Flag(help: "Print JSON.") var json = false
 
-    func numbers(_ text: String, _ option: String) throws -> [Double] {
+    func numbers(_ text: String, _ option: String, infinite: Bool = false) throws -> [Double] {
         let parts = splitList(text)
         let values = parts.compactMap(Double.init)
         guard !parts.isEmpty, values.count == parts.count else {
             throw EddyError("\(option): expected comma-separated numbers, got '\(text)'")
         }
+        if let bad = values.first(where: { $0.isNaN || (!infinite && $0.isInfinite) }) {
+            throw EddyError("\(option): expected \(infinite ? "numbers (or ±inf)" : "finite numbers"), got \(Format.general(bad)) in '\(text)'")
+        }
         return values
+    }
+
+    /// The most RK4 sub-steps per dt.
+    static let maxSubsteps = 100_000
+
+    /// Option ranges, before any file is read.
+    func checkOptions(variables n: Int, inputs m: Int, controllers: Int) throws {
+        if steps < 1 { throw EddyError("--steps must be at least 1, got \(steps)") }
+        if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
+        if !(1...Self.maxSubsteps).contains(substeps) {
+            throw EddyError("--substeps must be in 1…\(Self.maxSubsteps), got \(substeps)")
+        }
+        // Each controller's run holds states and references (n each) and applied and demanded inputs (m each) per step.
+        let values = SizeGuard.product([steps, 2 * (n + m), max(1, controllers)])
+        try SizeGuard.check(values: values, what: "--steps \(steps): \(controllers) closed-loop run(s) of \(steps) steps",
+                            advice: "use fewer --steps")
     }
 
     func run() throws {
@@ -49,10 +68,12 @@ struct ControlCommand: ParsableCommand {
             let kinds: [ControllerKind] = controller == "all" ? ControllerKind.allCases
                 : try splitList(controller).map { try parseChoice($0, "--controller") }
             if kinds.isEmpty { throw EddyError("--controller: name at least one controller") }
+            try checkOptions(variables: n, inputs: m, controllers: kinds.count)
+            try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)], inputs: [("--model", model)])
             let file = try ModelFile.read(model)
             let ref = try TrackingReference.parse(reference, variables: sys.variableNames)
-            let lower = try umin.map { try numbers($0, "--umin") } ?? .init(repeating: -.infinity, count: m)
-            let upper = try umax.map { try numbers($0, "--umax") } ?? .init(repeating: .infinity, count: m)
+            let lower = try umin.map { try numbers($0, "--umin", infinite: true) } ?? .init(repeating: -.infinity, count: m)
+            let upper = try umax.map { try numbers($0, "--umax", infinite: true) } ?? .init(repeating: .infinity, count: m)
             let bounds = try InputBounds(lower: lower, upper: upper)
             let weights = ControlWeights(state: try q.map { try numbers($0, "--q") } ?? .init(repeating: 1, count: n),
                                          input: try r.map { try numbers($0, "--r") } ?? .init(repeating: 0.1, count: m))
@@ -74,6 +95,13 @@ struct ControlCommand: ParsableCommand {
                 printError("eddy: warning: the model's dt (\(Format.general(task.dt))) is not \(name.rawValue)'s usual \(Format.general(sys.defaultDt)); the loop runs at the model's dt")
             }
             let lifted = kinds.contains(where: { $0 == .eddyLQR || $0 == .eddyMPC }) ? try task.liftedModel(file) : nil
+            if kinds.contains(.eddyMPC), let lifted {
+                // The condensed MPC holds A^i·B (H·k·m), Γ and the weighted Γ (H·k × H·m each) and the Hessian (H·m)².
+                let k = lifted.stateSize
+                let values = SizeGuard.sum(ofProducts: [[horizon, k, m], [2, horizon, k, horizon, m], [horizon, m, horizon, m]])
+                try SizeGuard.check(values: values, what: "--horizon \(horizon): the MPC over \(horizon) steps of a \(k)-dimensional lifted state",
+                                    advice: "use fewer --horizon steps")
+            }
             var clock = Stopwatch()
             var runs: [(ClosedLoopRun, Double)] = []
             // A design that does not exist for this model (no stabilising Riccati solution) is a result, not bad

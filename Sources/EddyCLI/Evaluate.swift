@@ -22,7 +22,10 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (model, segments, spec) = try options.load()
+            try options.checkOptions()
+            try checkOptions()
+            // Per origin and step: one more forecast per baseline (at most the three of them).
+            let (model, segments, spec) = try options.load(heldPerStep: baselines ? Baseline.allCases.count : 0)
             let h = options.horizon
             let steps: [Int] = try reportSteps.map { text in
                 let list = splitList(text).compactMap(Int.init)
@@ -95,6 +98,18 @@ struct Evaluate: ParsableCommand {
                 print("")
                 print("long free runs (\(c.steps) steps): histogram KL \(Format.scientific(c.histogramKL)), power-spectrum distance \(Format.fixed(c.spectrumDistance, 4))")
             }
+        }
+    }
+}
+
+extension Evaluate {
+    /// Option ranges, before any file is read.
+    func checkOptions() throws {
+        if let every, every < 1 { throw EddyError("--every must be at least 1 (print every Nth step), got \(every)") }
+        if freeRun < 1 { throw EddyError("--free-run must be at least 1 step, got \(freeRun)") }
+        if !(threshold > 0 && threshold.isFinite) { throw EddyError("--threshold must be a finite number > 0, got \(threshold)") }
+        if let lyapunov, !(lyapunov > 0 && lyapunov.isFinite) {
+            throw EddyError("--lyapunov must be a finite exponent > 0 (per time unit), got \(lyapunov)")
         }
     }
 }

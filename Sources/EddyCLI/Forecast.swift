@@ -24,10 +24,24 @@ struct ForecastOptions: ParsableArguments {
         return .rows(list)
     }
 
-    /// Loads the model and the trajectories with the model's own columns.
-    func load() throws -> (Model, [Segment], DataSpec) {
+    /// The files this command reads, for `OutputGuard`.
+    var inputPaths: [(option: String, path: String?)] { [("--model", model), ("--data", data.data)] }
+
+    /// Option ranges that need no file: checked before anything is read.
+    func checkOptions() throws {
         if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
+    }
+
+    /// Loads the model and the trajectories with the model's own columns. `heldPerStep` is how many values one
+    /// origin holds per horizon step per variable beyond the forecast and its truth (baselines); a horizon whose
+    /// buffers for a single origin would pass `SizeGuard.maxValues` is refused before the data are read.
+    func load(heldPerStep: Int = 0) throws -> (Model, [Segment], DataSpec) {
+        try checkOptions()
         let model = try ModelFile.read(self.model)
+        try checkHorizon(model: model, origins: 1, heldPerStep: heldPerStep)
+        if data.data.lowercased().hasSuffix(".nc") {
+            try InputGuard.requireRegularFile(data.data, option: "--data", reason: "netCDF files are read by random access")
+        }
         let spec = try data.spec(for: model)
         let (reader, segments) = try DataSource.loadSegments(spec)
         if reader.variableNames != model.metadata.variables || reader.inputNames != model.metadata.inputs {
@@ -35,6 +49,16 @@ struct ForecastOptions: ParsableArguments {
         }
         if segments.isEmpty { throw EddyError("\(spec.path): no valid rows") }
         return (model, segments, spec)
+    }
+
+    /// Refuses a horizon whose buffers (forecast, truth, inputs and `heldPerStep` more per variable, for `origins`
+    /// origins held at once) would overflow or pass `SizeGuard.maxValues`.
+    func checkHorizon(model: Model, origins: Int, heldPerStep: Int = 0, advice: String? = nil) throws {
+        let n = model.outputCount, m = model.metadata.inputs.count
+        let perStep = SizeGuard.sum(ofProducts: [[2 + heldPerStep, n], [m]])
+        let values = perStep.flatMap { SizeGuard.product([origins, horizon, $0]) }
+        try SizeGuard.check(values: values, what: "--horizon \(horizon): \(origins == 1 ? "one forecast" : "\(origins) forecasts") of \(horizon) steps of \(n) variable(s)",
+                            advice: advice ?? "use fewer --horizon steps")
     }
 }
 
@@ -54,6 +78,11 @@ struct Forecast: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // Everything that can be checked before the work: option ranges, then the outputs (not an input, not
+            // each other, not a special file, in a writable directory).
+            try options.checkOptions()
+            try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)],
+                                  inputs: options.inputPaths + [("--future-inputs", futureInputs)])
             let (model, segments, spec) = try options.load()
             var future: [String: [Double]] = [:]
             if let f = futureInputs {
@@ -69,6 +98,8 @@ struct Forecast: ParsableCommand {
             // .nc and .npy are written batch by batch of origins (at most 2²² forecast values each), so a wide state's
             // forecasts are never all held; a CSV is built whole (its flag column appears only when needed).
             let batch = lower.hasSuffix(".nc") || lower.hasSuffix(".npy") ? originsPerBatch(horizon: h, variables: n) : picks.count
+            try options.checkHorizon(model: model, origins: min(batch, picks.count),
+                                     advice: "use fewer --horizon steps or --origins, or write .npy or .nc (written in batches of origins)")
             let timed = picks.allSatisfy { segments[$0.segment].times.count == segments[$0.segment].rowCount }
             let netcdf = lower.hasSuffix(".nc") ? try ForecastNetCDF(path: out, model: model, count: picks.count, horizon: h, timed: timed) : nil
             let npy = lower.hasSuffix(".npy") ? try AtomicFile(path: out) : nil

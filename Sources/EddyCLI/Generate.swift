@@ -37,6 +37,11 @@ struct Generate: ParsableCommand {
             guard let name = SystemName(rawValue: system) else {
                 throw EddyError("unknown system '\(system)'; expected one of \(SystemName.allCases.map(\.rawValue).joined(separator: ", ")), tracer")
             }
+            try checkCounts()
+            if name == .lorenz96, !(4...Self.maxDimension).contains(dim) {
+                throw EddyError("--dim must be in 4…\(Self.maxDimension) for lorenz96, got \(dim)")
+            }
+            try OutputGuard.check(outputs: [("--out", out)])
             guard let signal = InputSignal(rawValue: inputSignal) else {
                 throw EddyError("--input-signal: unknown signal '\(inputSignal)'; expected one of \(InputSignal.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -66,10 +71,32 @@ struct Generate: ParsableCommand {
         }
     }
 
+    /// The most RK4 sub-steps per time step, and the largest lorenz96 state.
+    static let maxSubsteps = 100_000
+    static let maxDimension = 1_000_000
+
+    /// Count options, before anything is written.
+    func checkCounts() throws {
+        if trajectories < 1 { throw EddyError("--trajectories must be at least 1, got \(trajectories)") }
+        if steps < 1 { throw EddyError("--steps must be at least 1, got \(steps)") }
+        if !(1...Self.maxSubsteps).contains(substeps) { throw EddyError("--substeps must be in 1…\(Self.maxSubsteps), got \(substeps)") }
+        if let transient, transient < 0 { throw EddyError("--transient must be at least 0, got \(transient)") }
+        // Rows are numbered in 64-bit integers (and an .npy header multiplies its shape).
+        if SizeGuard.product([trajectories, steps, 1024]) == nil {
+            throw EddyError("--trajectories \(trajectories) × --steps \(steps) is too many rows; use fewer")
+        }
+    }
+
     func tracer() throws {
         if trajectories != 1 || dt != nil || transient != nil || initialRange != nil {
             throw EddyError("tracer writes one hourly trajectory after 10 days of spin-up: --trajectories, --dt, --transient and --initial-range do not apply")
         }
+        if steps < 1 { throw EddyError("--steps must be at least 1, got \(steps)") }
+        // Checked here, before the library multiplies them.
+        if !(3...4_000_000).contains(lat) || !(4...4_000_000).contains(lon) || lat * lon > 4_000_000 {
+            throw EddyError("--lat must be at least 3 and --lon at least 4, with --lat × --lon at most 4,000,000 points; got \(lat) × \(lon)")
+        }
+        try OutputGuard.check(outputs: [("--out", out)])
         var options = TracerOptions(steps: steps)
         options.latitudes = lat
         options.longitudes = lon

@@ -58,6 +58,8 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try OutputGuard.check(outputs: [("--out", out), ("--csv", csv), ("--plot", plot)],
+                                  inputs: [("--data", data.data), ("--validation", validation)])
             let train = try data.spec(dt: dt)
             let source: ValidationSource
             switch (validation, validationFraction) {

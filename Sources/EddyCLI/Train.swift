@@ -35,6 +35,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // Outputs are checked before any work: never an input, a special file or an unwritable place.
+            try OutputGuard.check(outputs: [("--out", out)], inputs: [("--data", data.data)])
             var config = TrainingConfig(data: try data.spec(dt: dt))
             config.delays = delays
             config.width = width
