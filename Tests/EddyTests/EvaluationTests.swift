@@ -34,9 +34,11 @@ struct EvaluationTests {
 
     /// `eddy evaluate` sums its scores batch by batch of origins: any batching gives the one-batch evaluation and
     /// comparison (the same sums in another order: to 1e-12).
+    /// (On noisy data: the rotation's exact model has errors of pure round-off, whose MSE any change of BLAS
+    /// blocking between batch sizes moves by 1e-9 relative on some processors.)
     @Test func batchesGiveTheSameScores() throws {
         let dir = try scratch()
-        try rotationCSV(dir + "/r.csv", episodes: 3, steps: 60)
+        try noisyCSV(dir + "/r.csv", episodes: 3, steps: 60)
         let spec = DataSpec(path: dir + "/r.csv", episodeColumn: "episode")
         var config = TrainingConfig(data: spec)
         config.width = 8
