@@ -70,7 +70,7 @@ struct ControlCommand: ParsableCommand {
             if kinds.isEmpty { throw EddyError("--controller: name at least one controller") }
             try checkOptions(variables: n, inputs: m, controllers: kinds.count)
             try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)], inputs: [("--model", model)])
-            let file = try ModelFile.read(model)
+            let file = try readModel(model)
             let ref = try TrackingReference.parse(reference, variables: sys.variableNames)
             let lower = try umin.map { try numbers($0, "--umin", infinite: true) } ?? .init(repeating: -.infinity, count: m)
             let upper = try umax.map { try numbers($0, "--umax", infinite: true) } ?? .init(repeating: .infinity, count: m)

@@ -68,3 +68,11 @@ final class TerminalProgress: @unchecked Sendable {
 func printErrorInline(_ text: String) {
     printError(text, newline: false)
 }
+
+/// Reads a model file and prints what the reader noticed (e.g. an older format without a checksum) to stderr.
+func readModel(_ path: String) throws -> Model {
+    var notes: [String] = []
+    let model = try ModelFile.read(path, notes: &notes)
+    for n in notes { printError("eddy: note: \(n)") }
+    return model
+}

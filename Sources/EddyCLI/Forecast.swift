@@ -37,7 +37,7 @@ struct ForecastOptions: ParsableArguments {
     /// buffers for a single origin would pass `SizeGuard.maxValues` is refused before the data are read.
     func load(heldPerStep: Int = 0) throws -> (Model, [Segment], DataSpec) {
         try checkOptions()
-        let model = try ModelFile.read(self.model)
+        let model = try readModel(self.model)
         try checkHorizon(model: model, origins: 1, heldPerStep: heldPerStep)
         if data.data.lowercased().hasSuffix(".nc") {
             try InputGuard.requireRegularFile(data.data, option: "--data", reason: "netCDF files are read by random access")

@@ -17,7 +17,7 @@ struct SpectrumCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if top < 0 { throw EddyError("--top must be at least 0 (the number of eigenvalues shown), got \(top)") }
-            let s = try Spectrum.of(try ModelFile.read(model))
+            let s = try Spectrum.of(try readModel(model))
             if json {
                 print(JSON.object([
                     "dt": .number(s.dt),

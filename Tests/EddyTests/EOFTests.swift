@@ -200,7 +200,7 @@ import Testing
         try ModelFile.write(model, to: file)
         let read = try ModelFile.read(file)
         #expect(read.eof == model.eof)
-        #expect(read.metadata.formatVersion == 2)
+        #expect(read.metadata.formatVersion == ModelMetadata.currentFormatVersion)
         #expect(Forecaster.run(model: read, cases: cases, horizon: 3) == f)
         let evaluation = Evaluator.evaluate(model: read, cases: cases, forecasts: f, horizon: 3, lyapunov: nil)
         #expect(evaluation.perVariableMSE.count == 40)

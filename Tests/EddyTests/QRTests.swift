@@ -191,7 +191,7 @@ struct QRTests {
         let file = dir + "/m.safetensors"
         try ModelFile.write(model, to: file)
         let back = try ModelFile.read(file)
-        #expect(back.metadata.formatVersion == 3)
+        #expect(back.metadata.formatVersion == ModelMetadata.currentFormatVersion)
         #expect(back.metadata.dropped == model.metadata.dropped && back.metadata.residual == model.metadata.residual)
         #expect(back.theta == model.theta)
     }

@@ -22,62 +22,176 @@ public enum NPY {
         return bytes
     }
 
-    /// Parses the header at the start of `file`.
+    /// Parses and checks the header at the start of `file` (see `Header.parse(bytes:path:fileSize:)`) and leaves
+    /// the file at the start of the data. Reads no more than the header's own bytes, after checking they fit.
     public static func readHeader(_ file: InputFile) throws -> Header {
-        let path = file.path
-        let lead = file.readBytes(10)
-        guard lead.count == 10, lead[0] == 0x93, Array(lead[1..<6]) == Array("NUMPY".utf8) else {
-            throw EddyError("\(path): not a NumPy .npy file (bad magic bytes)")
-        }
-        let major = lead[6]
-        var headerLength: Int
-        var offset: Int
-        switch major {
-        case 1:
-            headerLength = Int(lead[8]) | Int(lead[9]) << 8
-            offset = 10
-        case 2, 3:
-            let more = file.readBytes(2)
-            guard more.count == 2 else { throw EddyError("\(path): truncated .npy header") }
-            headerLength = Int(lead[8]) | Int(lead[9]) << 8 | Int(more[0]) << 16 | Int(more[1]) << 24
-            offset = 12
-        default:
-            throw EddyError("\(path): .npy format version \(major) is not supported (expected 1, 2 or 3)")
-        }
-        let text = file.readBytes(headerLength)
-        guard text.count == headerLength else { throw EddyError("\(path): truncated .npy header") }
-        let dict = String(decoding: text, as: UTF8.self)
-        guard let descr = value(of: "descr", in: dict) else { throw EddyError("\(path): .npy header has no 'descr'") }
-        let itemSize: Int
-        switch descr.filter({ $0 != "'" && $0 != "\"" && $0 != " " }) {
-        case "<f8", "f8", "=f8": itemSize = 8
-        case "<f4", "f4", "=f4": itemSize = 4
-        default:
-            throw EddyError("\(path): .npy dtype \(descr) is not supported; expected little-endian float32 ('<f4') or float64 ('<f8')")
-        }
-        if let fortran = value(of: "fortran_order", in: dict), fortran.hasPrefix("True") {
-            throw EddyError("\(path): Fortran-ordered .npy arrays are not supported; save with C order (np.ascontiguousarray)")
-        }
-        guard let shapeText = value(of: "shape", in: dict), let open = shapeText.firstIndex(of: "("),
-              let close = shapeText.firstIndex(of: ")") else {
-            throw EddyError("\(path): .npy header has no shape")
-        }
-        let shape = shapeText[shapeText.index(after: open)..<close].split(separator: ",").compactMap {
-            Int($0.filter { !$0.isWhitespace && $0 != "L" })
-        }
-        return Header(shape: shape, itemSize: itemSize, dataOffset: offset + headerLength)
+        let size = file.size
+        try file.seek(to: 0)
+        var lead = file.readBytes(min(size, 10))
+        if lead.count == 10, lead[6] == 2 || lead[6] == 3 { lead += file.readBytes(2) }
+        let (offset, length) = try Header.extent(lead: lead, path: file.path, fileSize: size)
+        let text = file.readBytes(length)
+        guard text.count == length else { throw EddyError("\(file.path): truncated .npy header") }
+        let header = try Header.parse(bytes: Array(lead.prefix(offset)) + text, path: file.path, fileSize: size)
+        try file.seek(to: header.dataOffset)
+        return header
     }
 
-    /// The text after `'key':` up to the next top-level comma (a tuple is kept whole).
-    private static func value(of key: String, in dict: String) -> String? {
-        guard let end = dict.endOfFirst("'\(key)'") ?? dict.endOfFirst("\"\(key)\"") else { return nil }
-        var rest = dict[end...].drop { $0 == " " || $0 == ":" }
-        if rest.first == "(" {
-            guard let close = rest.firstIndex(of: ")") else { return nil }
-            return String(rest[...close])
+    /// The largest header accepted (NumPy writes well under 1 KiB for the arrays Eddy reads; its own limit is 10 000).
+    public static let maxHeaderLength = 1 << 20
+}
+
+extension NPY.Header {
+    /// Parses and checks an `.npy` header from bytes in memory: `bytes` is the start of the file (at least the
+    /// whole header) or all of it, and `fileSize` the file's length (nil: `bytes.count`, the whole file).
+    /// Refuses, with an error naming `path`: bad magic, versions other than 1.0, 2.0 and 3.0, a header that does
+    /// not fit in the file, a dictionary that is not exactly `{'descr': …, 'fortran_order': …, 'shape': (…)}`
+    /// (duplicate or unknown keys, a malformed tuple, negative or non-integer dimensions), dtypes other than
+    /// little-endian float32/float64, Fortran order, and data whose size — computed without overflow — differs
+    /// from what the file holds after the header (truncated, or trailing bytes).
+    public static func parse(bytes: [UInt8], path: String, fileSize: Int? = nil) throws -> NPY.Header {
+        let size = fileSize ?? bytes.count
+        let (offset, length) = try extent(lead: Array(bytes.prefix(12)), path: path, fileSize: size)
+        guard ByteReader.fits(length, at: offset, in: bytes.count) else { throw EddyError("\(path): truncated .npy header") }
+        let text = Array(bytes[offset..<(offset + length)])
+        let dict = try NPYDictionary.parse(text, path: path)
+        guard let descr = dict.descr else { throw EddyError("\(path): .npy header has no 'descr'") }
+        guard let shape = dict.shape else { throw EddyError("\(path): .npy header has no shape") }
+        let itemSize: Int
+        switch descr {
+        case "<f8", "=f8", "f8": itemSize = 8
+        case "<f4", "=f4", "f4": itemSize = 4
+        default:
+            throw EddyError("\(path): .npy dtype '\(descr)' is not supported; expected little-endian float32 ('<f4') or float64 ('<f8')")
         }
-        if let comma = rest.firstIndex(of: ",") { rest = rest[..<comma] }
-        return String(rest).trimmedSpaces
+        if dict.fortranOrder == true {
+            throw EddyError("\(path): Fortran-ordered .npy arrays are not supported; save with C order (np.ascontiguousarray)")
+        }
+        let dataOffset = offset + length
+        guard let dataLength = CheckedSize.bytes(shape: shape, itemSize: itemSize) else {
+            throw EddyError("\(path): .npy shape \(shape) is too large (its size overflows)")
+        }
+        let available = size - dataOffset   // extent() checked dataOffset <= size
+        if dataLength > available {
+            throw EddyError("\(path): truncated .npy file: shape \(shape) needs \(dataLength) bytes of data after the \(dataOffset)-byte header, the file has \(available)")
+        }
+        if dataLength < available {
+            throw EddyError("\(path): corrupted .npy file: \(available - dataLength) bytes after the data of shape \(shape) (\(dataLength) bytes); the header does not describe the file")
+        }
+        return NPY.Header(shape: shape, itemSize: itemSize, dataOffset: dataOffset)
+    }
+
+    /// Where the header dictionary lies, `(offset, length)`, from the first 10 (version 1) or 12 bytes; checks the
+    /// magic, the version and that the dictionary fits in `fileSize` bytes before anything is read or allocated.
+    static func extent(lead: [UInt8], path: String, fileSize: Int) throws -> (offset: Int, length: Int) {
+        if fileSize == 0 { throw EddyError("\(path): empty file; expected a NumPy .npy array") }
+        var r = ByteReader(lead)
+        guard r.u8() == 0x93, r.consume(Array("NUMPY".utf8)) else {
+            throw EddyError("\(path): not a NumPy .npy file (bad magic bytes)")
+        }
+        guard let major = r.u8(), let minor = r.u8() else { throw EddyError("\(path): truncated .npy header") }
+        let length: Int, offset: Int
+        switch (major, minor) {
+        case (1, 0):
+            guard let l = r.u16le() else { throw EddyError("\(path): truncated .npy header") }
+            (length, offset) = (Int(l), 10)
+        case (2, 0), (3, 0):
+            guard let l = r.u32le() else { throw EddyError("\(path): truncated .npy header") }
+            (length, offset) = (Int(l), 12)
+        default:
+            throw EddyError("\(path): .npy format version \(major).\(minor) is not supported (expected 1.0, 2.0 or 3.0)")
+        }
+        guard ByteReader.fits(length, at: offset, in: fileSize) else {
+            throw EddyError("\(path): truncated or corrupted .npy file: the header claims \(length) bytes, the file has \(max(0, fileSize - offset)) after the \(offset)-byte preamble")
+        }
+        guard length <= NPY.maxHeaderLength else {
+            throw EddyError("\(path): corrupted .npy file: a \(length)-byte header (at most \(NPY.maxHeaderLength) accepted)")
+        }
+        return (offset, length)
+    }
+}
+
+/// The header dictionary of an `.npy` file, a Python literal such as
+/// `{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }` followed by spaces and a newline, parsed strictly.
+struct NPYDictionary {
+    var descr: String?
+    var fortranOrder: Bool?
+    var shape: [Int]?
+
+    static func parse(_ text: [UInt8], path: String) throws -> NPYDictionary {
+        var r = ByteReader(text)
+        func fail(_ what: String) -> EddyError {
+            EddyError("\(path): malformed .npy header at byte \(r.offset) of the dictionary: \(what)")
+        }
+        func space(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        func string() throws -> String {
+            guard let quote = r.u8(), quote == UInt8(ascii: "'") || quote == UInt8(ascii: "\"") else { throw fail("expected a quoted string") }
+            var out: [UInt8] = []
+            while true {
+                guard let b = r.u8() else { throw fail("unterminated string") }
+                if b == quote { break }
+                guard b >= 0x20, b < 0x7F, b != UInt8(ascii: "\\") else { throw fail("unexpected byte \(b) in a string") }
+                out.append(b)
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+        func integer() throws -> Int {
+            if r.peek() == UInt8(ascii: "-") { throw fail("negative dimension in the shape") }
+            var digits: [UInt8] = []
+            while let b = r.peek(), b >= 0x30, b <= 0x39 { digits.append(b); r.skip(1) }
+            guard !digits.isEmpty else { throw fail("expected a non-negative integer dimension") }
+            if r.peek() == UInt8(ascii: "L") || r.peek() == UInt8(ascii: "l") { r.skip(1) }   // Python 2 long
+            guard let v = Int(String(decoding: digits, as: UTF8.self)) else { throw fail("dimension \(String(decoding: digits, as: UTF8.self)) is too large") }
+            return v
+        }
+        func tuple() throws -> [Int] {
+            guard r.u8() == UInt8(ascii: "(") else { throw fail("expected a tuple '(…)' for the shape") }
+            var dims: [Int] = []
+            r.skip(while: space)
+            if r.peek() == UInt8(ascii: ")") { r.skip(1); return dims }
+            while true {
+                dims.append(try integer())
+                r.skip(while: space)
+                guard let b = r.u8() else { throw fail("unterminated shape tuple") }
+                if b == UInt8(ascii: ")") {
+                    // `(3)` is the number 3 in Python, not a tuple.
+                    guard dims.count > 1 else { throw fail("a one-element shape must be written (n,)") }
+                    return dims
+                }
+                guard b == UInt8(ascii: ",") else { throw fail("expected ',' or ')' in the shape") }
+                r.skip(while: space)
+                if r.peek() == UInt8(ascii: ")") { r.skip(1); return dims }
+            }
+        }
+        var dict = NPYDictionary()
+        r.skip(while: space)
+        guard r.u8() == UInt8(ascii: "{") else { throw fail("expected '{'") }
+        var seen: Set<String> = []
+        while true {
+            r.skip(while: space)
+            if r.peek() == UInt8(ascii: "}") { r.skip(1); break }
+            let key = try string()
+            guard seen.insert(key).inserted else { throw fail("duplicate key '\(key)'") }
+            r.skip(while: space)
+            guard r.u8() == UInt8(ascii: ":") else { throw fail("expected ':' after '\(key)'") }
+            r.skip(while: space)
+            switch key {
+            case "descr": dict.descr = try string()
+            case "fortran_order":
+                if r.consume(Array("True".utf8)) { dict.fortranOrder = true }
+                else if r.consume(Array("False".utf8)) { dict.fortranOrder = false }
+                else { throw fail("'fortran_order' must be True or False") }
+            case "shape": dict.shape = try tuple()
+            default: throw fail("unknown key '\(key)' (expected 'descr', 'fortran_order' and 'shape')")
+            }
+            r.skip(while: space)
+            guard let b = r.u8() else { throw fail("unterminated dictionary") }
+            if b == UInt8(ascii: "}") { break }
+            guard b == UInt8(ascii: ",") else { throw fail("expected ',' or '}'") }
+        }
+        r.skip(while: { space($0) || $0 == 0 })
+        guard r.isAtEnd else { throw fail("unexpected bytes after the dictionary") }
+        return dict
     }
 }
 
@@ -118,10 +232,9 @@ public final class NPYReader: RowReader {
         default:
             throw EddyError("\(spec.path): .npy shape \(header.shape) is not supported; expected (T, n) or (E, T, n)")
         }
-        let expected = header.dataOffset + episodes * steps * columnCount * header.itemSize
-        if file.size < expected {
-            throw EddyError("\(spec.path): truncated .npy file: shape \(header.shape) needs \(expected) bytes, the file has \(file.size)")
-        }
+        // The header's size check covers the data; an empty array is refused before anything is sized by its
+        // other dimensions (`(0, 2⁶²)` holds no bytes).
+        if steps == 0 || episodes == 0 || columnCount == 0 { throw EddyError("\(spec.path): the array is empty (shape \(header.shape))") }
         if spec.episodeColumn != nil {
             throw EddyError("\(spec.path): --episode-column applies to CSV files; an .npy array of shape (E, T, n) holds E trajectories")
         }
@@ -136,7 +249,6 @@ public final class NPYReader: RowReader {
         shaper = RowShaper(path: spec.path, width: selection.variables.count + selection.inputs.count, calendar: [], fillGaps: spec.fillGaps,
                            from: nil, until: nil, dt: nil, blockRows: spec.blockRows)
         validCounts = [Int](repeating: 0, count: selection.variables.count + selection.inputs.count)
-        if steps == 0 || episodes == 0 { throw EddyError("\(spec.path): the array is empty (shape \(header.shape))") }
     }
 
     public func next() throws -> RowBlock? {
@@ -250,20 +362,5 @@ public final class DirectoryReader: RowReader {
             current = nil
             index += 1
         }
-    }
-}
-
-extension String {
-    /// The index just past the first occurrence of `needle`.
-    func endOfFirst(_ needle: String) -> String.Index? {
-        let n = Array(needle)
-        var i = startIndex
-        while i < endIndex {
-            var j = i, k = 0
-            while k < n.count, j < endIndex, self[j] == n[k] { j = index(after: j); k += 1 }
-            if k == n.count { return j }
-            i = index(after: i)
-        }
-        return nil
     }
 }

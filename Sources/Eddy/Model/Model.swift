@@ -1,11 +1,13 @@
 /// Everything a model file records about how a model was made (the JSON metadata of the model file).
 public struct ModelMetadata: Codable, Sendable, Equatable {
     /// Version 2 added the EOF reduction (`reduction`, tensors `eof_*`); version 3 the `qr` solver and its record
-    /// (`dropped`, `residual`, `rowsCondition`). Each file is written with the lowest version that can hold it.
-    public static let currentFormatVersion = 3
+    /// (`dropped`, `residual`, `rowsCondition`); version 4 the checksum (`__metadata__.eddy_checksum`, see
+    /// `ModelFile`). Every file is written as the current version; versions 1–3 are still read.
+    public static let currentFormatVersion = 4
     public var format = "eddy-model"
-    /// 1, or 2 for a reduced model (`reduction`).
-    public var formatVersion = 1
+    /// The format version of the file the model was read from; a new model's is the current version, which
+    /// `ModelFile.write` writes.
+    public var formatVersion = ModelMetadata.currentFormatVersion
     public var eddyVersion = Eddy.version
     public var variables: [String]
     public var inputs: [String]

@@ -282,7 +282,6 @@ public struct Trainer {
         meta.trainingRange = (0..<n).map { [s.minimum[$0], s.maximum[$0]] }
         meta.climatologyPeriod = s.period
         if let r = data.reduction {
-            meta.formatVersion = 2
             meta.reduction = .init(components: r.basis.components, componentVariance: r.basis.variance, totalVariance: r.basis.totalVariance,
                                    explained: r.basis.explained, scaling: r.areaWeighted ? "field, area (sqrt cos lat)" : "field")
         }
