@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 
 from common import Timer, climate_kl, score, test_metrics  # noqa: E402
 import tasks as task_defs  # noqa: E402
-from eddy_models import EddyTask  # noqa: E402
+from eddy_models import RCONDS, EddyTask  # noqa: E402
 
 ALL_TASKS = ["vdp", "lorenz63", "rossler", "lorenz96", "weather"]
 QUICK_TASKS = ALL_TASKS
@@ -96,7 +96,7 @@ def run_eddy(r, eddy, workdir):
             log(f"  {name}: no finite candidate in the sweep")
             continue
         model, fit_s, report = et.train_model(name.split()[1].lower() + "-" + sampler + ("-linear" if linear else ""),
-                                              c["width"], c["ridge"], form, sampler)
+                                              c["width"], c["ridge"], form, sampler, solver_args=et.candidate_args(c))
         fc = lambda which, h, u, H, model=model: et.forecast(model, which, H)
         row = r.add(name, "eddy", {"width": c["width"], "ridge": c["ridge"], "form": form,
                                    "sampler": sampler if not linear else None, "delays": t.delays,
@@ -116,7 +116,7 @@ def run_eddy(r, eddy, workdir):
                 check["harness_vpt_lyapunov_times"] = row["test"]["vpt"]["median_lyapunov_times"]
     r.eddy_task = et
     return {"sweep_seconds": sweep_s, "candidates": n_cand, "candidates_per_form_sampler":
-            (len(t.eddy_widths) - (1 if 0 in t.eddy_widths else 0)) * len(t.eddy_ridges),
+            (len(t.eddy_widths) - (1 if 0 in t.eddy_widths else 0)) * (len(t.eddy_ridges) + 1) * len(RCONDS),
             "sweep_internal_seconds": sweep["seconds"], "check_against_eddy_evaluate": check}, picks
 
 

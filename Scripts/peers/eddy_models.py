@@ -22,6 +22,10 @@ def _run(cmd, capture=True):
     return r.stdout
 
 
+# Cut-offs the qr sweep tries besides the ridges (NumPy lstsq semantics: σ < rcond·σ_max dropped).
+RCONDS = [1e-16, 1e-14, 1e-12, 1e-10]
+
+
 class EddyTask:
     """Writes a task's arrays as .npy files Eddy reads and runs the CLI on them."""
 
@@ -56,9 +60,11 @@ class EddyTask:
 
     def sweep(self, forms=("recurrent", "koopman"), samplers=("swim", "random")):
         t = self.task
+        # Eddy's default solver, qr: every ridge (0 included) × cut-off from one QR pass.
         cmd = [self.eddy, "sweep", "--data", self.train, "--validation", self.val_sweep, *self.shape, "--dt", repr(t.dt),
                "--delays", str(t.delays), "--widths", ",".join(map(str, t.eddy_widths)),
-               "--ridges", ",".join(f"{r:g}" for r in t.eddy_ridges), "--horizon", str(t.val_horizon),
+               "--ridges", ",".join(f"{r:g}" for r in [0.0] + list(t.eddy_ridges)), "--solver", "qr",
+               "--rconds", ",".join(f"{r:g}" for r in RCONDS), "--horizon", str(t.val_horizon),
                "--forms", ",".join(forms), "--samplers", ",".join(samplers), "--json"]
         if t.score_steps:
             cmd += ["--score-steps", ",".join(map(str, t.score_steps))]
@@ -81,6 +87,11 @@ class EddyTask:
             if best is None or s < best["score"]:
                 best = c
         return best
+
+    @staticmethod
+    def candidate_args(c):
+        """The options that reproduce a sweep candidate's solve with `eddy train`."""
+        return ("--solver", c.get("solver", "qr")) + (("--rcond", repr(c["rcond"])) if c.get("rcond") is not None else ())
 
     def train_model(self, tag, width, ridge, form, sampler, seed=0, solver_args=()):
         t = self.task
