@@ -58,6 +58,7 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if top < 0 { throw EddyError("--top must be 0 or more (rows of the table to print), got \(top)") }
             try OutputGuard.check(outputs: [("--out", out), ("--csv", csv), ("--plot", plot)],
                                   inputs: [("--data", data.data), ("--validation", validation)])
             let train = try data.spec(dt: dt)
