@@ -61,27 +61,22 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
 echo "bench_cpu: generating lorenz96 --dim $DIM --steps $((PAIRS + 1))" >&2
 "$EDDY" generate lorenz96 --dim "$DIM" --steps "$((PAIRS + 1))" --seed 0 --out "$TMP/l96.npy" >/dev/null
 
-# --- eddy: best of EDDY_REPEATS wall clocks ---------------------------------------------------
-: > "$TMP/eddy_runs.txt"
-for i in $(seq "$EDDY_REPEATS"); do
-  t0=$(now)
-  "$EDDY" train --data "$TMP/l96.npy" --width "$WIDTH" --sampler random --scale "$SCALE" \
-    --form recurrent --solver cholesky --out "$TMP/model.safetensors" --json > "$TMP/eddy_$i.json"
-  t1=$(now)
-  echo "$(elapsed "$t0" "$t1") $TMP/eddy_$i.json" >> "$TMP/eddy_runs.txt"
-  echo "bench_cpu: eddy run $i: $(elapsed "$t0" "$t1") s" >&2
-done
-
-# --- eddy --solver qr: best of EDDY_REPEATS ---------------------------------------------------
-: > "$TMP/qr_runs.txt"
-for i in $(seq "$EDDY_REPEATS"); do
-  t0=$(now)
-  "$EDDY" train --data "$TMP/l96.npy" --width "$WIDTH" --sampler random --scale "$SCALE" \
-    --form recurrent --solver qr --out "$TMP/model_qr.safetensors" --json > "$TMP/qr_$i.json"
-  t1=$(now)
-  echo "$(elapsed "$t0" "$t1") $TMP/qr_$i.json" >> "$TMP/qr_runs.txt"
-  echo "bench_cpu: eddy --solver qr run $i: $(elapsed "$t0" "$t1") s" >&2
-done
+# --- eddy, cholesky then qr: best of EDDY_REPEATS wall clocks each --------------------------------
+# time_train SOLVER TAG: EDDY_REPEATS runs of `eddy train --solver SOLVER`, one line "wall json" each in TAG_runs.txt.
+time_train() {
+  local solver="$1" tag="$2"
+  : > "$TMP/${tag}_runs.txt"
+  for i in $(seq "$EDDY_REPEATS"); do
+    t0=$(now)
+    "$EDDY" train --data "$TMP/l96.npy" --width "$WIDTH" --sampler random --scale "$SCALE" \
+      --form recurrent --solver "$solver" --out "$TMP/model_$tag.safetensors" --json > "$TMP/${tag}_$i.json"
+    t1=$(now)
+    echo "$(elapsed "$t0" "$t1") $TMP/${tag}_$i.json" >> "$TMP/${tag}_runs.txt"
+    echo "bench_cpu: eddy --solver $solver run $i: $(elapsed "$t0" "$t1") s" >&2
+  done
+}
+time_train cholesky eddy
+time_train qr qr
 
 # --- NumPy ------------------------------------------------------------------------------------
 echo "bench_cpu: NumPy pipeline (best of $NUMPY_REPEATS)$([ "$LSTSQ" = 1 ] && echo ' and lstsq (~10–35 s)')" >&2

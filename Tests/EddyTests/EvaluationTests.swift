@@ -80,4 +80,26 @@ struct FormatTests {
         #expect(Format.fixed(-3e300, 2).hasSuffix("e+300"))
         #expect(Format.general(2.5e12) == "2.500e+12")
     }
+
+    /// Many origins of a Koopman model take the propagated-readout path (x̂_h = g_0 K^{h+1} S + Σ u_j B K^{h−j} S);
+    /// one origin the row iteration g_{h+1} = [g_h, u_h] Θ. Both give the same forecasts, with inputs too.
+    @Test(arguments: [0, 1])
+    func koopmanForecastsOfManyOriginsEqualOneByOne(inputs: Int) throws {
+        let dir = try scratch()
+        try noisyCSV(dir + "/k.csv", episodes: 2, steps: 150)
+        var spec = DataSpec(path: dir + "/k.csv", episodeColumn: "episode")
+        if inputs > 0 { spec.inputs = ["u"] }
+        var config = TrainingConfig(data: spec)
+        config.width = 30
+        config.delays = 2
+        config.form = .koopman
+        config.ridge = 1e-6
+        let (model, _) = try Trainer(config: config, backend: CPUBackend()).train()
+        let (_, segments) = try DataSource.loadSegments(spec)
+        let cases = try Forecaster.cases(model: model, segments: segments, origins: .every(stride: 7), horizon: 40, path: "k")
+        #expect(cases.count > 2 * model.outputCount)
+        let together = Forecaster.run(model: model, cases: cases, horizon: 40)
+        let alone = cases.flatMap { Forecaster.run(model: model, cases: [$0], horizon: 40) }
+        #expect(relative(together, alone) < 1e-10, "\(relative(together, alone))")
+    }
 }

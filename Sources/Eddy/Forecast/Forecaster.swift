@@ -151,6 +151,46 @@ public enum Forecaster {
             return u
         }
         switch l.form {
+        case .koopman where b > 2 * n:
+            // Many origins: propagate the readout instead of every origin's dictionary row (METHOD.md, "Two recurrent
+            // forms"). g_{h+1} = g_0 K^{h+1} + Σ_{j≤h} u_j B K^{h−j}, so x̂_h = g_0 V_{h+1} + Σ_{j≤h} u_j W_{h−j} with
+            // V_k = K^k S (S selects the state columns 1…n) and W_k = B V_k: per step one d×d by d×n product for all
+            // origins instead of a b×(d+m) by (d+m)×d one — the Koopman form scores as fast as the recurrent one.
+            features = Lift.rows(windows: windows, inputs: inputs(at: 0), count: b, layer: model.layer, layout: l)
+            var g0 = [Double](repeating: 0, count: b * d)
+            for c in 0..<b { for j in 0..<d { g0[c * d + j] = features[c * f + j] } }
+            let k = Array(model.theta[0..<(d * d)])
+            let bm = m > 0 ? Array(model.theta[(d * d)...]) : []
+            var v = [Double](repeating: 0, count: d * n)            // V_0 = S
+            for i in 0..<n { v[(1 + i) * n + i] = 1 }
+            var next = [Double](repeating: 0, count: d * n)
+            var x = [Double](repeating: 0, count: b * n)
+            var w: [[Double]] = []                                   // W_0 … W_h, m × n each
+            var allInputs: [[Double]] = []                           // u_0 … u_h, b × m each
+            for h in 0..<horizon {
+                if m > 0 {
+                    var wk = [Double](repeating: 0, count: m * n)
+                    BLAS.multiply(bm, rows: m, inner: d, v, columns: n, into: &wk)
+                    w.append(wk)
+                    allInputs.append(inputs(at: h))
+                }
+                BLAS.multiply(k, rows: d, inner: d, v, columns: n, into: &next)
+                swap(&v, &next)                                      // V_{h+1}
+                BLAS.multiply(g0, rows: b, inner: d, v, columns: n, into: &x)
+                if m > 0 {
+                    for j in 0...h {
+                        let wk = w[h - j], u = allInputs[j]
+                        for c in 0..<b {
+                            for q in 0..<m {
+                                let uq = u[c * m + q]
+                                if uq == 0 { continue }
+                                for i in 0..<n { x[c * n + i] += uq * wk[q * n + i] }
+                            }
+                        }
+                    }
+                }
+                for c in 0..<b { for i in 0..<n { out[(c * horizon + h) * n + i] = x[c * n + i] } }
+            }
         case .koopman:
             // g_0 = Ψ(z_0); g_{h+1} = [g_h, u_h] Θ; x̂_h = g_h C (the state columns of g_h).
             features = Lift.rows(windows: windows, inputs: inputs(at: 0), count: b, layer: model.layer, layout: l)
