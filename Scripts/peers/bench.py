@@ -306,7 +306,7 @@ def goals(results):
         same = rows.get("Eddy recurrent SWIM, lstsq")
         if ref:
             g["reference"] = {}
-            for key, e in (("cholesky", swim), ("lstsq", same)):
+            for key, e in (("sweep (qr)", swim), ("lstsq", same)):
                 if e is None:
                     continue
                 ratio = e["test"]["mse_mean"] / ref["test"]["mse_mean"] if ref["test"]["mse_mean"] > 0 else None
@@ -360,7 +360,7 @@ def goals_markdown(gs):
                   "(Van der Pol and Lorenz-63 in the issue; shown for all): Eddy recurrent SWIM's test MSE (and VPT) "
                   "at least as good, fit faster. Reference goal: Eddy recurrent SWIM fits faster at the same width "
                   "with the same accuracy: test MSE within 1.5× of the reference's, or for the chaotic systems a valid "
-                  "prediction time at least 0.9× the reference's (cholesky: the sweep's choice; lstsq: Eddy with the "
+                  "prediction time at least 0.9× the reference's (sweep (qr): the sweep's choice, solved by its default qr; lstsq: Eddy with the "
                   "reference's solver and rcond, `--solver lstsq --ridge 0`)."]
     return "\n".join(lines)
 
