@@ -22,8 +22,9 @@ let package = Package(
         // MARK: The library: data → embed → sample → lift → accumulate → solve → model → forecast
         .target(
             name: "Eddy",
-            dependencies: ["CBLAS", "CLAPACKE", "CNetCDF"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["CBLAS", "CLAPACKE", "CNetCDF"]
+            // No -Ounchecked: this library parses untrusted files and options, and its bounds and overflow checks are
+            // what turn a malformed size into an error instead of a crash (README, "Bad input"; cost measured there).
         ),
 
         // MARK: The OpenCL backend (lift kernels + CLBlast); Kernels/*.cl are embedded at build time

@@ -61,6 +61,10 @@ struct SweepCommand: ParsableCommand {
             if top < 0 { throw EddyError("--top must be 0 or more (rows of the table to print), got \(top)") }
             try OutputGuard.check(outputs: [("--out", out), ("--csv", csv), ("--plot", plot)],
                                   inputs: [("--data", data.data), ("--validation", validation)])
+            for (option, path) in [("--data", data.data), ("--validation", validation)] {
+                guard let path else { continue }
+                try InputGuard.requireRegularFile(path, option: option, reason: "a sweep reads its data once per pass; write it to a file first")
+            }
             let train = try data.spec(dt: dt)
             let source: ValidationSource
             switch (validation, validationFraction) {

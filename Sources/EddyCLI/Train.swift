@@ -37,6 +37,8 @@ struct Train: ParsableCommand {
         try reportingErrors {
             // Outputs are checked before any work: never an input, a special file or an unwritable place.
             try OutputGuard.check(outputs: [("--out", out)], inputs: [("--data", data.data)])
+            try InputGuard.requireRegularFile(data.data, option: "--data",
+                                              reason: "training reads its data two or three times (statistics, the pass, --pca); write it to a file first")
             var config = TrainingConfig(data: try data.spec(dt: dt))
             config.delays = delays
             config.width = width

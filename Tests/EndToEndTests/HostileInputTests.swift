@@ -326,8 +326,10 @@ struct HostileInputTests {
         let dir = try scratch("hostile-csv")
         let fifo = dir + "/pipe.csv"
         try #require(mkfifo(fifo, 0o644) == 0)
-        // Nobody writes to the FIFO: it reads as empty instead of blocking forever.
-        try expectRefused(train(fifo, dir), in: dir, mentions: [fifo, "empty"])
+        // Training reads its data more than once: a FIFO is refused up front (it used to hang, then read as empty).
+        try expectRefused(train(fifo, dir), in: dir, mentions: ["--data", fifo, "FIFO", "write it to a file first"])
+        try expectRefused(["sweep", "--data", fifo, "--validation-fraction", "0.3", "--widths", "2", "--horizon", "1"], in: dir,
+                          mentions: ["--data", fifo, "FIFO"])
         let f = try fixture()
         try expectRefused(["forecast", "--model", f.model, "--data", fifo, "--horizon", "5", "--out", f.dir + "/f.csv"], in: f.dir,
                           mentions: [fifo])
