@@ -29,6 +29,7 @@ struct BadInputTests {
         ("inf", "a,b\n1,2\n3,Inf\n", [":3:2:", "infinite"]),
         ("short", "a,b\n1,2\n", ["no trajectory has 2 consecutive valid rows"]),
         ("allnan", "a,b\n1,NA\n2,NA\n3,NA\n", ["column 'b' has no valid value"]),
+        ("huge", "a,b\n1e300,2\n-1e300,3\n1e300,5\n-1e300,4\n1e300,1\n", ["column 'a'", "overflows double precision", "rescale"]),
     ])
     func badCSV(name: String, text: String, mentions: [String]) throws {
         let dir = try scratch()

@@ -128,6 +128,9 @@ public struct Trainer {
             let common = (std[0..<n].map { $0 * $0 }.reduce(0, +) / Double(n)).squareRoot()
             for c in 0..<n { std[c] = common }
         }
+        for c in 0..<(n + m) where !stats.mean[c].isFinite || std[c].isInfinite {
+            throw EddyError("\(path): column '\(names[c])' has values so large that its mean or variance overflows double precision (largest magnitude \(Format.scientific(max(abs(stats.minimum[c]), abs(stats.maximum[c])), 1))); rescale the column")
+        }
         for c in 0..<(n + m) where !(std[c] > 0) {
             std[c] = 1
             warnings.append("column '\(names[c])' is constant in the training data; it is centred but not scaled")
