@@ -50,3 +50,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// MARK: Fuzzers (libFuzzer), declared only for Scripts/fuzz.sh: EDDY_FUZZ=1 swift build --sanitize=fuzzer …
+// The package is then the library and its fuzzers alone (a sanitized build would also build the kernel embedder and the
+// CLI as libraries, which they are not). Each fuzzer is an executable target without a main: libFuzzer supplies it
+// and calls LLVMFuzzerTestOneInput.
+if Context.environment["EDDY_FUZZ"] == "1" {
+    let keep: Set<String> = ["CBLAS", "CLAPACKE", "CNetCDF", "Eddy"]
+    package.targets = package.targets.filter { keep.contains($0.name) }
+    package.products = []
+    package.dependencies = []
+    for (name, path) in [("FuzzNPY", "Fuzz/NPYFuzzer"), ("FuzzModelFile", "Fuzz/ModelFileFuzzer"), ("FuzzCSV", "Fuzz/CSVFuzzer"),
+                         ("FuzzOptions", "Fuzz/OptionsFuzzer")] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["Eddy"], path: path))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing (Debian packages, NumPy), builds, runs every test.
+# The test command: installs what is missing (Debian packages, NumPy), builds, runs every test, then fuzzes the readers
+# of untrusted input for 20 s each (EDDY_FUZZ_SECONDS to change; Scripts/fuzz.sh).
 # Usage: Scripts/test.sh            (from anywhere; runs in the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +15,6 @@ export EDDY_REQUIRE_POCL=1
 mkdir -p "$POCL_CACHE_DIR"
 swift test --skip-build 2>&1 | tee /tmp/eddy-test.log | grep -vE '^(Test Case|◇|􀟈)' | tail -n 60
 status=${PIPESTATUS[0]}
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+# Then the fuzzers of the untrusted-input readers, 20 s each, after replaying every saved finding (Scripts/fuzz.sh).
+bash Scripts/fuzz.sh "${EDDY_FUZZ_SECONDS:-20}"

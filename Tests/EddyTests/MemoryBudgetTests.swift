@@ -29,6 +29,11 @@ struct MemoryBudgetTests {
             try MemoryBudget.checkTraining(variables: 3, delays: 1, width: 1 << 61, inputs: 0, form: .koopman, solver: solver,
                                            chunkRows: 4096, pairs: 10)
         }
+        // Sizes whose products pass Int.max (a fuzzer finding: the message itself trapped converting them to Int).
+        #expect(throws: EddyError.self) {
+            try MemoryBudget.checkTraining(variables: Int.max / 2, delays: 4, width: Int.max, inputs: Int.max, form: .koopman,
+                                           solver: solver, chunkRows: Int.max, pairs: Int.max)
+        }
         // An ordinary model fits.
         try MemoryBudget.checkTraining(variables: 3, delays: 2, width: 500, inputs: 1, form: .koopman, solver: solver,
                                        chunkRows: 4096, pairs: 20_000)

@@ -30,7 +30,7 @@ public enum MemoryBudget {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
         var v = bytes, i = 0
         while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-        return i == 0 ? "\(Int(v)) bytes" : "\(Format.fixed(v, v < 10 ? 1 : 0)) \(units[i])"
+        return i == 0 ? "\(Int(v)) bytes" : v >= 1e15 ? "\(Format.scientific(v, 1)) \(units[i])" : "\(Format.fixed(v, v < 10 ? 1 : 0)) \(units[i])"
     }
 
     /// "123", "4G", "512M", "1.5T".
@@ -88,7 +88,8 @@ extension MemoryBudget {
             solve = f * f
         }
         let bytes = 8 * (layer + chunk + state + solve)
-        let breakdown = "\(Int(f)) features × \(Int(t)) targets: pass state \(format(8 * state)), solve \(format(8 * solve)), hidden layer \(format(8 * layer)), one chunk \(format(8 * chunk))"
+        let count = { (x: Double) in x < 1e15 ? "\(Int(x))" : Format.scientific(x, 1) }   // an absurd width must not trap here
+        let breakdown = "\(count(f)) features × \(count(t)) targets: pass state \(format(8 * state)), solve \(format(8 * solve)), hidden layer \(format(8 * layer)), one chunk \(format(8 * chunk))"
         try check(bytes, "training with \(solver.rawValue)", breakdown: breakdown, advice: advice)
     }
 }
