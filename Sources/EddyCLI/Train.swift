@@ -17,7 +17,7 @@ struct Train: ParsableCommand {
     @Option(help: "Activation: tanh or relu.") var activation: String = "tanh"
     @Option(help: "Model form: recurrent (x_{t+1} = Ψ(z_t)A + u_tB, re-lifted every step) or koopman (Ψ_{t+1} = Ψ_tK + u_tB).") var form: String = "recurrent"
     @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 0 for qr, which regularises by its cut-off --rcond; 1e-10 for the others).") var ridge: Double?
-    @Option(help: "Solver: qr (default: a streamed QR factor of the rows, then an SVD of the factor — least-squares accuracy in one pass, 2–3× cholesky's time), cholesky (the default with --precision mixed) (normal equations G = ΦᵀΦ: fastest, but squares the conditioning), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String?
+    @Option(help: "Solver: qr (default: a streamed QR factor of the rows, then an SVD of the factor — least-squares accuracy in one pass, 2–3× cholesky's time), cholesky (normal equations G = ΦᵀΦ: fastest, but squares the conditioning; the default with --precision mixed), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String?
     @Option(help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
