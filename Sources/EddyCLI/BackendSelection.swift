@@ -7,6 +7,10 @@ import EddyOpenCL
 func selectBackend(_ backend: String, device: String?, precision: String, chunkRows: Int) throws -> (backend: Backend, reason: String) {
     let choice: BackendChoice = try parseChoice(backend, "--backend")
     let p: Precision = try parseChoice(precision, "--precision")
+    if choice != .cpu, let reason = OpenCLProbe.failure() {
+        if choice == .opencl { throw EddyError("--backend opencl: \(reason)") }
+        return (CPUBackend(), "cpu: OpenCL is not usable: \(reason)")
+    }
     return try BackendSelection.make(choice, device: device, precision: p, rows: chunkRows)
 }
 

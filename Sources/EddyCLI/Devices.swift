@@ -17,6 +17,20 @@ struct Devices: ParsableCommand {
         try reportingErrors {
             let p: Precision = try parseChoice(precision, "--precision")
             let cpu = CPUBackend()
+            if let reason = OpenCLProbe.failure() {
+                // A driver that crashes or hangs is never loaded into this process: the CPU is all there is.
+                if json {
+                    print(JSON.object([
+                        "backends": .array([.object(["name": .string("cpu"), "details": .string(cpu.details), "available": .bool(true)]),
+                                            .object(["name": .string("opencl"), "available": .bool(false)])]),
+                        "devices": .array([]), "error": .string(reason), "auto": .string("cpu: OpenCL is not usable: \(reason)"),
+                    ]).text)
+                } else {
+                    print("backends:\n  cpu      \(cpu.details)\n  opencl   not usable: \(reason)")
+                    print("auto → cpu")
+                }
+                return
+            }
             let survey = DeviceSurvey.take()
             let candidate = BackendSelection.autoCandidate(survey.devices, precision: p)
             // What auto really does, self-test included (only where there is a GPU to test).

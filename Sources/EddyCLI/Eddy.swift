@@ -14,7 +14,7 @@ struct EddyCommand: ParsableCommand {
           eddy evaluate --model vdp.safetensors --data test.csv --episode-column episode --horizon 200
         """,
         version: Eddy.version,
-        subcommands: [Generate.self, Train.self, SweepCommand.self, Forecast.self, Evaluate.self, SpectrumCommand.self, Devices.self, ControlCommand.self, Bench.self, Tune.self]
+        subcommands: [Generate.self, Train.self, SweepCommand.self, Forecast.self, Evaluate.self, SpectrumCommand.self, Devices.self, ControlCommand.self, Bench.self, Tune.self, ProbeOpenCL.self]
     )
 }
 

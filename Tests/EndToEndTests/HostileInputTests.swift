@@ -340,4 +340,45 @@ struct HostileInputTests {
         try expectRefused(["forecast", "--model", f.model, "--data", ncFifo, "--horizon", "5", "--out", f.dir + "/f.csv"], in: f.dir,
                           mentions: ["--data", ncFifo, "FIFO"])
     }
+
+    // MARK: - OpenCL drivers that crash or hang
+
+    /// ISSUE 12: a registered OpenCL driver that crashes or hangs inside platform enumeration used to take `--backend auto`
+    /// and `eddy devices` down with it. The first enumeration now runs in a child process with a timeout: auto falls
+    /// back to the CPU with the reason, `devices` lists the CPU alone, an explicit `--backend opencl` is a clear error.
+    @Test func openCLDriversThatCrashOrHangAreProbedInAChild() throws {
+        let dir = try scratch("bad-icd")
+        try writeText("""
+            #include <signal.h>
+            #include <stdlib.h>
+            #include <unistd.h>
+            static void misbehave(void) { if (getenv("FAKE_ICD_HANG")) sleep(600); raise(SIGSEGV); }
+            int clIcdGetPlatformIDsKHR(unsigned n, void *p, unsigned *num) { misbehave(); return 0; }
+            void *clGetExtensionFunctionAddress(const char *name) { misbehave(); return 0; }
+            int clGetPlatformInfo(void *p, unsigned q, unsigned long s, void *v, unsigned long *r) { misbehave(); return 0; }
+            """, dir + "/bad.c")
+        let cc = try runProcess("/usr/bin/env", ["cc", "-shared", "-fPIC", "-o", dir + "/libbad.so", dir + "/bad.c"])
+        try #require(cc.status == 0, "a C compiler builds the fake driver: \(cc.stderr)")
+        try FileManager.default.createDirectory(atPath: dir + "/vendors", withIntermediateDirectories: true)
+        try writeText(dir + "/libbad.so\n", dir + "/vendors/bad.icd")
+        let f = try fixture()
+        func run(_ arguments: [String], hang: Bool = false) throws -> Run {
+            var env = ["OCL_ICD_VENDORS": dir + "/vendors", "EDDY_OPENCL_PROBE_TIMEOUT": "3", "SWIFT_BACKTRACE": "enable=no"]
+            if hang { env["FAKE_ICD_HANG"] = "1" }
+            return try runProcess("/usr/bin/timeout", ["60", eddyBinary] + arguments, environment: env)
+        }
+        for hang in [false, true] {
+            let what = hang ? "did not finish listing their platforms within 3" : "crashed while listing platforms (signal 11"
+            let t = try run(["train", "--data", f.data, "--width", "5", "--out", f.dir + "/m.st"], hang: hang)
+            #expect(t.status == 0, "auto falls back: \(t.stderr)")
+            #expect(t.stderr.contains("backend cpu: OpenCL is not usable") && t.stderr.contains(what), "\(t.stderr)")
+            #expect(FileManager.default.fileExists(atPath: f.dir + "/m.st"))
+            try? FileManager.default.removeItem(atPath: f.dir + "/m.st")
+            let d = try run(["devices"], hang: hang)
+            #expect(d.status == 0 && d.stdout.contains("not usable") && d.stdout.contains(what), "\(d.stdout) \(d.stderr)")
+            let o = try run(["train", "--data", f.data, "--width", "5", "--out", f.dir + "/m.st", "--backend", "opencl"], hang: hang)
+            #expect(o.status == 1 && o.stderr.contains("--backend opencl: ") && o.stderr.contains(what), "\(o.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: f.dir + "/m.st"))
+        }
+    }
 }
