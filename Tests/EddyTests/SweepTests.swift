@@ -14,22 +14,29 @@ let smallVanDerPol: String = {
 
 @Suite("Sweeps from one pass", .serialized)
 struct SweepTests {
-    /// ISSUE 4: every candidate of a sweep equals a direct `Trainer` run at the same width, ridge, form and seed:
-    /// forecasts equal to 1e-8 relative (the sweep solves sub-blocks of the widest model's sums).
-    @Test(arguments: [SamplerKind.swim, .random], [SweepSolver.cholesky, .eigh])
-    func everyCandidateEqualsDirectTraining(sampler: SamplerKind, solver: SweepSolver) throws {
+    /// A sweep of both forms (delays 2) on the small Van der Pol set, scored on the test set, with every candidate seen.
+    func observedSweep(widths: [Int], ridges: [Double], sampler: SamplerKind, solver: SweepSolver,
+                       rconds: [Double?] = [nil]) throws -> (SweepResult, [(SweepCandidate, Model)]) {
         var config = SweepConfig(data: DataSpec(path: smallVanDerPol, episodeColumn: "episode"),
                                  validation: .data(DataSpec(path: vanDerPol.test, episodeColumn: "episode")),
-                                 widths: [10, 30, 60], ridges: [1e-6, 1e-4], horizon: 20)
+                                 widths: widths, ridges: ridges, horizon: 20)
         config.forms = [.recurrent, .koopman]
         config.samplers = [sampler]
         config.solver = solver
+        config.rconds = rconds
         config.delays = [2]
         config.randomScale = 0.5
         var sweep = Sweep(config: config, backend: CPUBackend())
         nonisolated(unsafe) var seen: [(SweepCandidate, Model)] = []
         sweep.observer = { seen.append(($0, $1)) }
-        let result = try sweep.run()
+        return (try sweep.run(), seen)
+    }
+
+    /// ISSUE 4: every candidate of a sweep equals a direct `Trainer` run at the same width, ridge, form and seed:
+    /// forecasts equal to 1e-8 relative (the sweep solves sub-blocks of the widest model's sums).
+    @Test(arguments: [SamplerKind.swim, .random], [SweepSolver.cholesky, .eigh])
+    func everyCandidateEqualsDirectTraining(sampler: SamplerKind, solver: SweepSolver) throws {
+        let (result, seen) = try observedSweep(widths: [10, 30, 60], ridges: [1e-6, 1e-4], sampler: sampler, solver: solver)
         #expect(result.passes == 1)
         #expect(seen.count == 3 * 2 * 2)
         let (_, segments) = try DataSource.loadSegments(DataSpec(path: vanDerPol.test, episodeColumn: "episode"))
@@ -59,19 +66,7 @@ struct SweepTests {
     /// width as its leading block) equals direct `train --solver qr` with the same settings.
     @Test(arguments: [SamplerKind.swim, .random])
     func everyQRCandidateEqualsDirectTraining(sampler: SamplerKind) throws {
-        var config = SweepConfig(data: DataSpec(path: smallVanDerPol, episodeColumn: "episode"),
-                                 validation: .data(DataSpec(path: vanDerPol.test, episodeColumn: "episode")),
-                                 widths: [10, 40], ridges: [0, 1e-6], horizon: 20)
-        config.forms = [.recurrent, .koopman]
-        config.samplers = [sampler]
-        config.solver = .qr
-        config.rconds = [nil, 1e-8]
-        config.delays = [2]
-        config.randomScale = 0.5
-        var sweep = Sweep(config: config, backend: CPUBackend())
-        nonisolated(unsafe) var seen: [(SweepCandidate, Model)] = []
-        sweep.observer = { seen.append(($0, $1)) }
-        let result = try sweep.run()
+        let (result, seen) = try observedSweep(widths: [10, 40], ridges: [0, 1e-6], sampler: sampler, solver: .qr, rconds: [nil, 1e-8])
         #expect(result.passes == 1)
         #expect(seen.count == 2 * 2 * 2 * 2)
         let (_, segments) = try DataSource.loadSegments(DataSpec(path: vanDerPol.test, episodeColumn: "episode"))
