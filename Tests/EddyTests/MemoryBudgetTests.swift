@@ -49,3 +49,22 @@ struct MemoryBudgetTests {
         }
     }
 }
+
+@Suite("Climatology size")
+struct ClimatologySizeTests {
+    /// ISSUE 12: an integer `t` column (dt = 1, read as seconds) made an 86,400-phase "daily climatology"; the cap is one
+    /// phase a minute, so such a column keeps none, while hourly times keep their 24 phases.
+    @Test func stepNumbersMakeNoDailyClimatology() throws {
+        let dir = try scratch("clim")
+        func model(step: Int) throws -> Model {
+            var text = "t,x\n"
+            for i in 0..<300 { text += "\(i * step),\(sin(Double(i) * 0.2))\n" }
+            try writeText(text, dir + "/s\(step).csv")
+            var config = TrainingConfig(data: DataSpec(path: dir + "/s\(step).csv"))
+            config.width = 5
+            return try Trainer(config: config, backend: CPUBackend()).train().0
+        }
+        #expect(try model(step: 1).metadata.climatologyPeriod == nil)
+        #expect(try model(step: 3600).metadata.climatologyPeriod == 24)
+    }
+}

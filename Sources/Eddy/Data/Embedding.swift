@@ -75,11 +75,16 @@ public struct DataStatistics: Sendable {
         }
     }
 
+    /// The most phases of a daily climatology: one-minute data. A time column of plain step numbers (dt = 1) would
+    /// otherwise be read as seconds and give 86,400 phases (a 348 MB model from a 1.5 MB CSV); finer steps than a
+    /// minute keep no climatology.
+    static let maximumPhases = 1440
+
     mutating func add(_ block: RowBlock, width: Int, dt: Double?) {
         if block.startsSegment { segments += 1; mix(0x5E6) }
         if period == nil, !block.times.isEmpty, let dt, dt > 0 {
             let p = 86_400 / dt
-            if p >= 2, p <= 100_000, abs(p - p.rounded()) < 1e-9 {
+            if p >= 2, p <= Double(DataStatistics.maximumPhases), abs(p - p.rounded()) < 1e-9 {
                 period = Int(p.rounded())
                 phaseSums = .init(repeating: 0, count: period! * width)
                 phaseCounts = .init(repeating: 0, count: period!)
