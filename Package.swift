@@ -23,8 +23,9 @@ let package = Package(
         .target(
             name: "Eddy",
             dependencies: ["CBLAS", "CLAPACKE", "CNetCDF"]
-            // No -Ounchecked: this library parses untrusted files and options, and its bounds and overflow checks are
-            // what turn a malformed size into an error instead of a crash (README, "Bad input"; cost measured there).
+            // Built with Swift's checks on (no unchecked optimisation mode): this library parses untrusted files and
+            // options, and its bounds and overflow checks turn a malformed size into an error instead of a crash
+            // (README, "Bad input"; their cost is measured there).
         ),
 
         // MARK: The OpenCL backend (lift kernels + CLBlast); Kernels/*.cl are embedded at build time

@@ -301,14 +301,14 @@ private final class Pass {
     init(context: CLContext, layer: HiddenLayer, layout: DictionaryLayout, rows: Int, real: CLBlast.Precision,
          mixed: Bool, hostAccumulation: Bool, factor qr: Bool = false) throws {
         self.layout = layout
-        if qr {
-            factor = QRFactor(layout: layout)
-            blocks = QRBlockBuilder(layout: layout)
-            hostRows = [Double](repeating: 0, count: (rows + 1) * ((layout.featureCount + 63) / 64 * 64))
-        }
         let p = layout.windowSize, m = layout.inputs
         let ld = (layout.featureCount + 63) / 64 * 64, rhsLd = layout.form == .koopman ? (layout.dictionarySize + 63) / 64 * 64 : layout.variables
         self.ld = ld
+        if qr {
+            factor = QRFactor(layout: layout)
+            blocks = QRBlockBuilder(layout: layout)
+            hostRows = [Double](repeating: 0, count: (rows + 1) * ld)
+        }
         self.rhsLd = rhsLd
         let lifted = rows + 1
         self.lifted = lifted

@@ -259,24 +259,9 @@ struct HostileFileTests {
     @Test func npyMutationsNeverCrash() throws {
         let valid = validNPY()
         var rng = SeededGenerator(seed: 20_240_601)
-        let dir = try scratch()
-        var parsed = 0
-        for k in 0..<4000 {
-            let bytes = mutate(valid, &rng)
-            do {
-                _ = try NPY.Header.parse(bytes: bytes, path: "m.npy")
-                parsed += 1
-            } catch is EddyError {
-            } catch {
-                Issue.record("mutation \(k): \(type(of: error)) \(error)")
-            }
-            if k % 10 == 0 {
-                try Data(bytes).write(to: URL(fileURLWithPath: dir + "/m.npy"))
-                do { _ = try readAll(DataSpec(path: dir + "/m.npy")) } catch is EddyError {} catch {
-                    Issue.record("file mutation \(k): \(type(of: error)) \(error)")
-                }
-            }
-        }
+        let parsed = try mutationRuns(4000, fileEvery: 10, file: try scratch() + "/m.npy", next: { _ in mutate(valid, &rng) },
+                                      inMemory: { _ = try NPY.Header.parse(bytes: $0, path: "m.npy") },
+                                      fromFile: { _ = try readAll(DataSpec(path: $0)) })
         #expect(parsed > 0)   // some mutations (in the data) leave a valid file
     }
 
@@ -485,27 +470,35 @@ struct HostileFileTests {
         old.checksum = nil
         let v1 = old.bytes
         var rng = SeededGenerator(seed: 7_001)
-        let dir = try scratch()
-        var loaded = 0
-        for k in 0..<3000 {
-            let bytes = mutate(k % 2 == 0 ? v4 : v1, &rng)
-            do {
-                let (model, _) = try readModel(bytes)
-                exercise(model)
-                loaded += 1
-            } catch is EddyError {
-            } catch {
-                Issue.record("mutation \(k): \(type(of: error)) \(error)")
-            }
-            if k % 15 == 0 {
-                try Data(bytes).write(to: URL(fileURLWithPath: dir + "/m.safetensors"))
-                do { exercise(try ModelFile.read(dir + "/m.safetensors")) } catch is EddyError {} catch {
-                    Issue.record("file mutation \(k): \(type(of: error)) \(error)")
-                }
-            }
-        }
+        let loaded = try mutationRuns(3000, fileEvery: 15, file: try scratch() + "/m.safetensors", next: { mutate($0 % 2 == 0 ? v4 : v1, &rng) },
+                                      inMemory: { exercise(try readModel($0).0) },
+                                      fromFile: { exercise(try ModelFile.read($0)) })
         #expect(loaded > 0)   // some changes to the unprotected version-1 file's values are still a valid model
     }
+}
+
+/// `count` mutated inputs (`next(k)`), each parsed in memory and every `fileEvery`-th also through a file: each must
+/// parse or throw EddyError (anything else is recorded). Returns how many parsed in memory.
+private func mutationRuns(_ count: Int, fileEvery: Int, file: String, next: (Int) -> [UInt8], inMemory: ([UInt8]) throws -> Void,
+                          fromFile: (String) throws -> Void) throws -> Int {
+    var parsed = 0
+    for k in 0..<count {
+        let bytes = next(k)
+        do {
+            try inMemory(bytes)
+            parsed += 1
+        } catch is EddyError {
+        } catch {
+            Issue.record("mutation \(k): \(type(of: error)) \(error)")
+        }
+        if k % fileEvery == 0 {
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            do { try fromFile(file) } catch is EddyError {} catch {
+                Issue.record("file mutation \(k): \(type(of: error)) \(error)")
+            }
+        }
+    }
+    return parsed
 }
 
 /// One random change: bit flips, a byte overwritten with a random or boundary value, a truncation, an insertion,

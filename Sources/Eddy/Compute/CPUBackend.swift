@@ -36,13 +36,8 @@ public final class CPUBackend: Backend {
         sums = nil  // keep the arrays uniquely referenced while BLAS writes into them
         let layout = s.layout
         let f = layout.featureCount, d = layout.dictionarySize, p = layout.windowSize
-        if features.count < chunk.count * f { features = [Double](repeating: 0, count: chunk.count * f) }
+        lift(chunk, layer: layer, layout: layout)
         features.withUnsafeMutableBufferPointer { phi in
-            chunk.windows.withUnsafeBufferPointer { w in
-                chunk.inputs.withUnsafeBufferPointer { u in
-                    Lift.rows(windows: w.baseAddress!, inputs: u.baseAddress, count: chunk.count, layer: layer, layout: layout, into: phi.baseAddress!)
-                }
-            }
             let phiBase = UnsafePointer(phi.baseAddress!)
             s.gram.withUnsafeMutableBufferPointer { g in
                 s.rightHandSide.withUnsafeMutableBufferPointer { r in
@@ -73,18 +68,29 @@ public final class CPUBackend: Backend {
     private func accumulateFactor(_ chunk: WindowChunk) throws {
         guard let layer, var state = factor, var builder = blocks else { throw EddyError("CPU backend: accumulate() before beginPass()") }
         factor = nil
-        let layout = state.layout, f = layout.featureCount
-        if features.count < chunk.count * f { features = [Double](repeating: 0, count: chunk.count * f) }
-        try features.withUnsafeMutableBufferPointer { phi in
+        let layout = state.layout
+        lift(chunk, layer: layer, layout: layout)
+        try features.withUnsafeBufferPointer { phi in
             try chunk.windows.withUnsafeBufferPointer { w in
-                chunk.inputs.withUnsafeBufferPointer { u in
-                    Lift.rows(windows: w.baseAddress!, inputs: u.baseAddress, count: chunk.count, layer: layer, layout: layout, into: phi.baseAddress!)
-                }
-                try builder.add(features: phi.baseAddress!, ld: f, count: chunk.count, linked: chunk.linked, windows: w.baseAddress!, into: &state)
+                try builder.add(features: phi.baseAddress!, ld: layout.featureCount, count: chunk.count, linked: chunk.linked,
+                                windows: w.baseAddress!, into: &state)
             }
         }
         factor = state
         blocks = builder
+    }
+
+    /// The chunk's dictionary rows into `features` (grown as needed), for either pass statistic.
+    private func lift(_ chunk: WindowChunk, layer: HiddenLayer, layout: DictionaryLayout) {
+        let f = layout.featureCount
+        if features.count < chunk.count * f { features = [Double](repeating: 0, count: chunk.count * f) }
+        features.withUnsafeMutableBufferPointer { phi in
+            chunk.windows.withUnsafeBufferPointer { w in
+                chunk.inputs.withUnsafeBufferPointer { u in
+                    Lift.rows(windows: w.baseAddress!, inputs: u.baseAddress, count: chunk.count, layer: layer, layout: layout, into: phi.baseAddress!)
+                }
+            }
+        }
     }
 
     public func endPass() throws -> PassState {

@@ -20,6 +20,13 @@ public enum PassState: Sendable {
         }
     }
 
+    public var layout: DictionaryLayout {
+        switch self {
+        case .gram(let s): return s.layout
+        case .factor(let f): return f.layout
+        }
+    }
+
     /// The Gram sums, or an error when the pass produced a factor.
     public func gram() throws -> GramSums {
         guard case .gram(let s) = self else { throw EddyError("internal: expected the Gram sums of a pass, got a QR factor") }
@@ -67,12 +74,6 @@ public struct QRFactor: Sendable {
         pairs = 0
     }
 
-    /// Bytes of the state for `layout` (for memory estimates before a pass).
-    public static func bytes(_ layout: DictionaryLayout) -> Int {
-        let n = layout.featureCount + layout.targetCount
-        return n * n * 8
-    }
-
     /// Factor column of dictionary column `j` (dictionary order `[1, z, φ, u]`).
     public static func factorColumn(_ j: Int, layout: DictionaryLayout) -> Int {
         let lead = 1 + layout.windowSize, d = layout.dictionarySize
@@ -80,9 +81,6 @@ public struct QRFactor: Sendable {
         if j >= d { return lead + (j - d) }
         return j + layout.inputs
     }
-
-    /// `R[i, j]` (zero below the diagonal).
-    public subscript(i: Int, j: Int) -> Double { i <= j ? factor[i + j * size] : 0 }
 
     /// `RᵀR` = `[Φ | Y]ᵀ [Φ | Y]` in factor order, row-major (tests compare it with the Gram).
     public var gramOfRows: [Double] {
@@ -151,13 +149,15 @@ public struct QRBlockBuilder {
     /// Rows gathered before one `dtpqrt` call (larger blocks run faster; the result does not depend on it beyond round-off).
     public let blockRows: Int
 
-    /// `blockRows` nil: about 2²³ values per block (64 MiB), 256…8192 rows — it depends on the layout only, so the factor
-    /// is the same bits however the data were chunked.
+    /// `blockRows` nil: `defaultBlockRows` — it depends on the layout only, so the factor is the same bits however the
+    /// data were chunked.
     public init(layout: DictionaryLayout, blockRows: Int? = nil) {
         self.layout = layout
-        let n = layout.featureCount + layout.targetCount
-        self.blockRows = max(1, blockRows ?? min(8192, max(256, (1 << 23) / max(n, 1))))
+        self.blockRows = max(1, blockRows ?? QRBlockBuilder.defaultBlockRows(columns: layout.featureCount + layout.targetCount))
     }
+
+    /// About 2²³ values per block (64 MiB), 256…8192 rows of `columns` values.
+    public static func defaultBlockRows(columns: Int) -> Int { min(8192, max(256, (1 << 23) / max(columns, 1))) }
 
     /// Adds the pairs of one lifted chunk: `features` holds `count` dictionary rows (`ld ≥ featureCount` values each,
     /// dictionary order), row `i` is a pair source when `linked[i]`; its target is row `i + 1`'s first D values

@@ -81,7 +81,9 @@ extension MemoryBudget {
             state = f * f + f * t
             solve = solver == .cholesky ? f * f + f * t : 2 * f * f + 2 * f * t
         case .qr:
-            state = (f + t) * (f + t) + min(8192, max(256, Double(1 << 23) / (f + t))) * (f + t)
+            // The factor and one block; the block's rows as `QRBlockBuilder` chooses them (bounded, so Int is safe here).
+            let blockRows = Double(QRBlockBuilder.defaultBlockRows(columns: f + t < 1e15 ? Int(f + t) : Int.max))
+            state = (f + t) * (f + t) + blockRows * (f + t)
             solve = 5 * f * f + 3 * f * t           // R₁₁ and its row-major copy, U, Vᵀ, LAPACK's copies
         case .lstsq:
             state = 2 * Double(pairs) * (f + t)      // the rows and dgelsd's copy

@@ -17,6 +17,9 @@ public enum SweepSolver: String, CaseIterable, Sendable {
     /// One streamed QR pass (TSQR) per sampler × seed × delays; one SVD of each width's leading block of the factor
     /// serves every ridge and cut-off (METHOD.md, "Streamed QR").
     case qr
+
+    /// What a pass reduces to for this solver.
+    public var statistic: PassStatistic { self == .qr ? .qr : .gram }
 }
 
 public struct SweepConfig: Sendable {
@@ -234,15 +237,10 @@ public struct Sweep {
                                                    pairs: data.statistics.pairs, advice: "use --pca, smaller --widths or fewer --delays")
                     let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
                                                    scale: scale, seed: seed)
-                    let statistic: PassStatistic = config.solver == .qr ? .qr : .gram
-                    let (state, passWarning) = try Trainer.reduce(open, data, layer: layer, form: accumulateForm, statistic: statistic,
+                    let (state, passWarning) = try Trainer.reduce(open, data, layer: layer, form: accumulateForm, statistic: config.solver.statistic,
                                                                   backend: backend, chunkRows: config.chunkRows, progress: progress)
                     if let passWarning, !warnings.contains(passWarning) { warnings.append(passWarning) }
-                    let bigLayout: DictionaryLayout
-                    switch state {
-                    case .gram(let g): bigLayout = g.layout
-                    case .factor(let f): bigLayout = f.layout
-                    }
+                    let bigLayout = state.layout
                     passes += 1
                     seconds["pass"]! += clock.lap()
                     var base = ModelMetadata(
@@ -263,13 +261,13 @@ public struct Sweep {
                                                      horizon: config.horizon, path: validationPath)
                     origins = cases.count
                     for width in config.widths {
-                                let solvedList: [(ridge: Double, rcond: Double?, solved: Solved)]
+                        let solvedList: [(ridge: Double, rcond: Double?, solved: Solved)]
                         switch state {
                         case .gram(let sums):
                             solvedList = try zip(config.ridges, solveWidth(sums, width: width)).map { ($0, nil, $1) }
                         case .factor(let factor):
-                            let targets = bigLayout.form == .koopman ? Array(0..<(1 + bigLayout.windowSize + width)) : Array(0..<bigLayout.targetCount)
-                            let path = try Solver.factorPath(factor, width: width, targets: targets, ridges: config.ridges, rconds: config.rconds)
+                            let path = try Solver.factorPath(factor, width: width, targets: Sweep.targetColumns(width: width, layout: bigLayout),
+                                                             ridges: config.ridges, rconds: config.rconds)
                             solvedList = zip(config.ridges, path).flatMap { ridge, row in
                                 zip(config.rconds, row).map { (ridge, $0, Solved(solution: $1, solver: .qr)) }
                             }
@@ -284,7 +282,6 @@ public struct Sweep {
                                 meta.ridge = ridge
                                 meta.lambda = s.solution.lambda
                                 meta.condition = s.solution.condition.isFinite ? s.solution.condition : nil
-                                meta.rcond = nil
                                 meta.record(s.solution)
                                 let theta = Sweep.theta(s.solution.theta, width: width, layout: bigLayout, form: form)
                                 let model = Model(metadata: meta, layer: layer.prefix(width), normalisation: data.normalisation, theta: theta,
@@ -385,21 +382,17 @@ public struct Sweep {
         var tailData = try Trainer.prepare(tail, path: config.data.path, delays: pass.data.delays, seed: 0, poolSize: 2,
                                            chunkRows: config.chunkRows, reduction: pass.reduction)
         tailData.normalisation = pass.data.normalisation
-        let statistic: PassStatistic = config.solver == .qr ? .qr : .gram
-        let (tailState, _) = try Trainer.reduce(tail, tailData, layer: pass.layer, form: accumulated, statistic: statistic,
+        let (tailState, _) = try Trainer.reduce(tail, tailData, layer: pass.layer, form: accumulated, statistic: config.solver.statistic,
                                                 backend: backend, chunkRows: config.chunkRows)
         let whole = try pass.state + tailState
+        let layout = whole.layout
         let solution: Solution
-        let layout: DictionaryLayout
         switch whole {
         case .gram(let sums):
-            layout = sums.layout
-            let sub = Sweep.subSums(sums, width: pass.width)
-            solution = try Solver.solve(sub, solver: pass.solver == .eigh ? .eigh : .cholesky, ridge: pass.ridge)
+            solution = try Solver.solve(Sweep.subSums(sums, width: pass.width), solver: pass.solver == .eigh ? .eigh : .cholesky, ridge: pass.ridge)
         case .factor(let factor):
-            layout = factor.layout
-            let targets = layout.form == .koopman ? Array(0..<(1 + layout.windowSize + pass.width)) : Array(0..<layout.targetCount)
-            solution = try Solver.factorPath(factor, width: pass.width, targets: targets, ridges: [pass.ridge], rconds: [pass.rcond])[0][0]
+            solution = try Solver.factorPath(factor, width: pass.width, targets: Sweep.targetColumns(width: pass.width, layout: layout),
+                                             ridges: [pass.ridge], rconds: [pass.rcond])[0][0]
         }
         guard solution.theta.allSatisfy(\.isFinite) else { throw EddyError("the refitted solve gave non-finite weights") }
         var out = model
@@ -413,14 +406,19 @@ public struct Sweep {
         return out
     }
 
+    /// The accumulated target columns a width-`w` model uses: Koopman `Ψ_{t+1}` is the first 1 + p + w columns;
+    /// recurrent `x_{t+1}` is columns 1…n of `Ψ_{t+1}` (taken by `theta`), or, when only the recurrent form was
+    /// accumulated, every target.
+    static func targetColumns(width w: Int, layout big: DictionaryLayout) -> [Int] {
+        big.form == .koopman ? Array(0..<(1 + big.windowSize + w)) : Array(0..<big.targetCount)
+    }
+
     /// The sums of a width-`w` model: sub-blocks of the widest model's.
     static func subSums(_ sums: GramSums, width w: Int) -> GramSums {
         let big = sums.layout
         let idx = Sweep.featureIndices(width: w, layout: big)
         let f = idx.count, r = big.targetCount
-        // Targets at width w: Koopman Ψ_{t+1} is the first 1 + p + w columns; recurrent x_{t+1} is columns 1…n of Ψ_{t+1}
-        // (or, when only the recurrent form was accumulated, the whole right-hand side).
-        let targetColumns = big.form == .koopman ? Array(0..<(1 + big.windowSize + w)) : Array(0..<r)
+        let targetColumns = Sweep.targetColumns(width: w, layout: big)
         var sub = GramSums(layout: DictionaryLayout(variables: big.variables, delays: big.delays, width: w, inputs: big.inputs,
                                                     form: big.form))
         for (a, i) in idx.enumerated() {

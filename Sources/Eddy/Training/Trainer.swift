@@ -305,7 +305,7 @@ public struct Trainer {
             randomScale: config.sampler == .random ? config.randomScale : nil,
             swimPool: config.sampler == .swim ? config.swimPool : nil,
             dt: config.dt ?? data.inferredDt ?? 1, solver: config.solver, ridge: config.ridge, lambda: solution.lambda,
-            rcond: solution.rcond ?? config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
+            rcond: config.rcond, condition: solution.condition.isFinite ? solution.condition : nil,
             training: .init(path: data.path, episodeColumn: config.data.episodeColumn, rows: data.statistics.rows,
                             segments: data.statistics.segments, pairs: data.statistics.pairs, fingerprint: data.fingerprint))
         Trainer.describe(data, spec: config.data, into: &meta)
