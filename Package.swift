@@ -37,11 +37,13 @@ let package = Package(
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         .executableTarget(name: "KernelEmbedder", path: "Plugins/KernelEmbedder"),
 
-        // MARK: The command-line tool (thin: parse, call the library, print)
-        .executableTarget(
-            name: "EddyCLI",
+        // MARK: The command-line tool (thin: parse, call the library, print). The commands are a library so that
+        // `eddy` and `eddy-mpi` (below, only with EDDY_MPI=1) share them; `eddy` itself is one line.
+        .target(
+            name: "EddyCommands",
             dependencies: ["Eddy", "EddyOpenCL", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "EddyCLI", dependencies: ["EddyCommands"]),
 
         // MARK: Tests
         .target(name: "EddyTestSupport", dependencies: ["Eddy"], path: "Tests/EddyTestSupport"),

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Eddy
 
-@main
-struct EddyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct EddyCommand: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Train recurrent networks without gradients: sampled hidden layers, outer weights solved by EDMD.",
         discussion: """

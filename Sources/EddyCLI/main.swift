@@ -1,0 +1,4 @@
+import EddyCommands
+
+// The `eddy` executable: every command lives in EddyCommands, shared with `eddy-mpi`.
+EddyCommand.main()
