@@ -5,14 +5,16 @@ import Eddy
 /// CPU). `auto` never fails: a missing driver, a kernel that does not build, a wrong self-test or a device out
 /// of memory at the start of the pass all end on the CPU, with the reason.
 public enum BackendSelection {
+    /// `share`: this process's place among those on the same machine (an MPI job's local rank), so that processes
+    /// sharing a machine start from different GPUs (`auto`, and `opencl` without `--device`).
     public static func make(_ choice: BackendChoice, device query: String? = nil, precision: Precision = .double,
-                            rows: Int = 4096) throws -> (backend: Backend, reason: String) {
-        try make(choice, device: query, precision: precision, rows: rows, liftSource: KernelSources.lift)
+                            rows: Int = 4096, share: Int = 0) throws -> (backend: Backend, reason: String) {
+        try make(choice, device: query, precision: precision, rows: rows, liftSource: KernelSources.lift, share: share)
     }
 
     /// `liftSource` replaces the embedded lift kernels (tests: the failure path of a kernel that does not build).
     static func make(_ choice: BackendChoice, device query: String?, precision: Precision, rows: Int,
-                     liftSource: String) throws -> (backend: Backend, reason: String) {
+                     liftSource: String, share: Int = 0) throws -> (backend: Backend, reason: String) {
         let cpuNote = precision == .mixed ? " (the CPU backend computes in double; --precision mixed applies to OpenCL)" : ""
         switch choice {
         case .cpu:
@@ -26,7 +28,7 @@ public enum BackendSelection {
             if devices.isEmpty {
                 throw EddyError("--backend opencl: no OpenCL device: \(DeviceSurvey.take(devices: []).summary) (eddy devices explains)")
             }
-            let device = try pick(devices, query)
+            let device = try pick(devices, query, share: share)
             do {
                 let backend = try OpenCLBackend(device: device, precision: precision, rows: rows, liftSource: liftSource)
                 let diff = try selfTest(backend)
@@ -46,7 +48,7 @@ public enum BackendSelection {
                 candidates = devices.filter { $0.matches(query) }
                 if candidates.isEmpty { return (CPUBackend(), "cpu: no OpenCL device matches --device \(query)" + cpuNote) }
             } else {
-                candidates = ranked(devices).filter { $0.kind == .gpu && (precision == .mixed || $0.fp64) }
+                candidates = rotated(ranked(devices).filter { $0.kind == .gpu && (precision == .mixed || $0.fp64) }, by: share)
                 if candidates.isEmpty {
                     let why = devices.contains { $0.kind == .gpu } ? "no OpenCL GPU with double precision (try --precision mixed)"
                         : "no OpenCL GPU (\(DeviceSurvey.take(devices: devices).summary))"
@@ -84,8 +86,18 @@ public enum BackendSelection {
         return devices.sorted { (order[$0.kind]!, -$0.memoryBytes, $0.index) < (order[$1.kind]!, -$1.memoryBytes, $1.index) }
     }
 
-    static func pick(_ devices: [OpenCLDevice], _ query: String?) throws -> OpenCLDevice {
-        guard let query else { return ranked(devices)[0] }
+    /// `list` starting at element `share` (modulo its length): the i-th process on a machine tries the i-th GPU first.
+    static func rotated(_ list: [OpenCLDevice], by share: Int) -> [OpenCLDevice] {
+        guard !list.isEmpty else { return list }
+        let k = share % list.count
+        return Array(list[k...] + list[..<k])
+    }
+
+    static func pick(_ devices: [OpenCLDevice], _ query: String?, share: Int = 0) throws -> OpenCLDevice {
+        guard let query else {
+            let r = ranked(devices), gpus = r.filter { $0.kind == .gpu }
+            return gpus.isEmpty ? r[0] : rotated(gpus, by: share)[0]
+        }
         if let d = devices.first(where: { $0.matches(query) }) { return d }
         let list = devices.map { "\($0.index): \($0.name)" }.joined(separator: ", ")
         throw EddyError("--device \(query): no such OpenCL device (devices: \(list))")
@@ -135,8 +147,14 @@ public enum BackendSelection {
 /// is reported.
 final class FallbackBackend: Backend {
     private var active: Backend
+    private var warnings: [String] = []
 
     init(_ primary: OpenCLBackend) { active = primary }
+
+    func takeWarnings() -> [String] {
+        defer { warnings = [] }
+        return warnings
+    }
 
     var opencl: OpenCLBackend? { active as? OpenCLBackend }
 
@@ -149,7 +167,7 @@ final class FallbackBackend: Backend {
         do {
             try active.beginPass(layer: layer, layout: layout, statistic: statistic)
         } catch let e as EddyError where active is OpenCLBackend {
-            printError("eddy: warning: \(BackendSelection.firstLine(e.message)); falling back to the CPU")
+            warnings.append("\(BackendSelection.firstLine(e.message)); this pass and the rest ran on the CPU")
             active = CPUBackend()
             try active.beginPass(layer: layer, layout: layout, statistic: statistic)
         }

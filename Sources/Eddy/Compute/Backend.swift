@@ -69,9 +69,14 @@ public protocol Backend: AnyObject {
     func accumulate(_ chunk: WindowChunk) throws
     /// Returns the state of the pass (G mirrored to full, or the factor) and ends it.
     func endPass() throws -> PassState
+    /// What the backend noticed since the last call (e.g. a device that failed at the start of a pass, replaced by the
+    /// CPU): the library never prints, its callers do (under MPI, once and from rank 0).
+    func takeWarnings() -> [String]
 }
 
 extension Backend {
+    public func takeWarnings() -> [String] { [] }
+
     /// Starts a Gram pass.
     public func beginPass(layer: HiddenLayer, layout: DictionaryLayout) throws {
         try beginPass(layer: layer, layout: layout, statistic: .gram)

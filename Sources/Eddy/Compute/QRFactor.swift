@@ -39,6 +39,26 @@ public enum PassState: Sendable {
         return f
     }
 
+    /// The state as one row-major matrix (for `eddy train --save-state`): the Gram sums as `[G | R]` (F × (F + T),
+    /// dictionary order), the factor as its upper-triangular `R` ((F + T)², factor order `[1, z, u, φ | Y]`).
+    public var matrix: (rows: Int, columns: Int, values: [Double]) {
+        switch self {
+        case .gram(let s):
+            let f = s.layout.featureCount, t = s.layout.targetCount
+            var v = [Double](repeating: 0, count: f * (f + t))
+            for i in 0..<f {
+                for j in 0..<f { v[i * (f + t) + j] = s.gram[i * f + j] }
+                for j in 0..<t { v[i * (f + t) + f + j] = s.rightHandSide[i * t + j] }
+            }
+            return (f, f + t, v)
+        case .factor(let q):
+            let n = q.size
+            var v = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { for j in 0..<n { v[i * n + j] = q.factor[i + j * n] } }
+            return (n, n, v)
+        }
+    }
+
     /// A pure merge of two partial states of the same statistic (chunks, threads, devices, processes).
     public static func + (a: PassState, b: PassState) throws -> PassState {
         switch (a, b) {

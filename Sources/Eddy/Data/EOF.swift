@@ -170,10 +170,16 @@ public enum EOFAnalysis {
             }
             buffered = 0
         }
+        // Under MPI every process reads every block (the statistics and the shift need them all) and adds its share
+        // of the blocks to the covariance sums, which are then summed over the processes.
+        let group = Processes.group
+        var index = -1
         while let block = try reader.next() {
             stats.add(block, width: n + m, dt: reader.inferredDt)
             if shift == nil, block.rowCount > 0 { shift = Array(block.values[0..<n]) }
             guard let s = shift else { continue }
+            index += 1
+            if !Processes.owns(chunk: index, in: group) { continue }
             for r in 0..<block.rowCount {
                 let base = r * (n + m)
                 for i in 0..<n { buffer[buffered * n + i] = block.values[base + i] - s[i] }
@@ -183,6 +189,7 @@ public enum EOFAnalysis {
             progress?("principal components", stats.rows, 0)
         }
         flush()
+        sums = try Processes.sum(sums, in: group)
         let rows = stats.rows
         guard rows >= 2, let s = shift else {
             throw EddyError("\(path): --pca needs at least 2 valid rows to estimate a covariance, the data have \(rows)")

@@ -52,6 +52,8 @@ public struct TrainingReport: Sendable {
     public var seconds: [String: Double] = [:]
     public var condition: Double
     public var warnings: [String] = []
+    /// The merged pass state the weights were solved from (nil for lstsq).
+    public var state: PassState?
 }
 
 /// Observes progress of long passes (a label, work done, total or 0 when unknown).
@@ -153,22 +155,30 @@ public struct Trainer {
         }
     }
 
-    /// Pass 2: streams standardised windows through `visit`, chunk by chunk.
-    static func streamChunks(_ open: ReaderFactory, _ data: PreparedData, chunkRows: Int, progress: ProgressHandler?,
+    /// Pass 2: streams standardised windows through `visit`, chunk by chunk. With `split`, the chunks are shared out
+    /// among the processes of `Processes.group` (each reads the whole stream and visits its own chunks; see
+    /// `Processes.owns`); without, every process visits every chunk.
+    static func streamChunks(_ open: ReaderFactory, _ data: PreparedData, chunkRows: Int, progress: ProgressHandler?, split: Bool = false,
                              _ visit: (WindowChunk) throws -> Void) throws {
         let reader = try open()
+        let group = Processes.group
         var windows = WindowBuilder(normalisation: data.normalisation, delays: data.delays, chunkRows: chunkRows)
-        var done = 0
+        var done = 0, index = 0
+        func offer(_ c: WindowChunk) throws {
+            defer { index += 1 }
+            if split && !Processes.owns(chunk: index, in: group) { return }
+            try visit(c)
+        }
         while let block = try reader.next() {
             windows.add(block)
             while let c = windows.take() {
-                try visit(c)
+                try offer(c)
                 done += c.pairCount
                 progress?("accumulating", done, data.statistics.pairs)
             }
         }
         windows.finish()
-        while let c = windows.take() { try visit(c) }
+        while let c = windows.take() { try offer(c) }
     }
 
     /// Pass 2 through a backend: the sums `G` and `R` of every pair.
@@ -190,8 +200,10 @@ public struct Trainer {
             device = CPUBackend()
         }
         try device.beginPass(layer: layer, layout: layout, statistic: statistic)
-        try streamChunks(open, data, chunkRows: chunkRows, progress: progress) { try device.accumulate($0) }
-        let state = try device.endPass()
+        try streamChunks(open, data, chunkRows: chunkRows, progress: progress, split: true) { try device.accumulate($0) }
+        let state = try Processes.merge(try device.endPass())
+        let noticed = device.takeWarnings()
+        if !noticed.isEmpty { warning = ([warning].compactMap { $0 } + noticed.map { "\(backend.name): \($0)" }).joined(separator: "; ") }
         if state.pairs != data.statistics.pairs {
             throw EddyError("internal: the accumulation pass saw \(state.pairs) pairs, the statistics pass \(data.statistics.pairs)")
         }
@@ -241,20 +253,29 @@ public struct Trainer {
                                       inputs: data.inputNames.count, form: config.form)
         let solution: Solution
         var passWarnings: [String] = []
+        var passState: PassState?
         if config.solver == .qr {
             let (state, warning) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .qr, backend: backend,
                                                       chunkRows: config.chunkRows, progress: progress)
             passWarnings += warning.map { [$0] } ?? []
+            passState = state
             seconds["accumulate"] = clock.lap()
             solution = try Solver.factorPath(try state.factor(), width: config.width, targets: Array(0..<layout.targetCount),
                                              ridges: [config.ridge], rconds: [config.rcond])[0][0]
         } else if config.solver == .lstsq {
+            if Processes.group.size > 1 {
+                throw EddyError("--solver lstsq keeps every row in one process; under MPI use --solver qr (the same least-squares solution, streamed)")
+            }
             let (rows, targets, count) = try Trainer.collectRows(open, data, layer: layer, layout: layout, chunkRows: config.chunkRows, progress: progress)
             seconds["accumulate"] = clock.lap()
             solution = try Solver.lstsq(rows: rows, targets: targets, count: count, features: layout.featureCount,
                                         targetCount: layout.targetCount, ridge: config.ridge, rcond: config.rcond)
         } else {
-            let sums = try Trainer.accumulate(open, data, layer: layer, form: config.form, backend: backend, chunkRows: config.chunkRows, progress: progress)
+            let (state, warning) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .gram, backend: backend,
+                                                      chunkRows: config.chunkRows, progress: progress)
+            passWarnings += warning.map { [$0] } ?? []
+            let sums = try state.gram()
+            passState = state
             seconds["accumulate"] = clock.lap()
             solution = try Solver.solve(sums, solver: config.solver, ridge: config.ridge, rcond: config.rcond)
         }
@@ -265,7 +286,7 @@ public struct Trainer {
         let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta,
                           climatology: Trainer.climatology(data), eof: data.reduction?.basis)
         let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
-                                    warnings: data.warnings + passWarnings + solution.warnings)
+                                    warnings: data.warnings + passWarnings + solution.warnings, state: passState)
         return (model, report)
     }
 
