@@ -69,3 +69,17 @@ if Context.environment["EDDY_FUZZ"] == "1" {
         package.products.append(.executable(name: name, targets: [name]))
     }
 }
+
+// MARK: MPI (Open MPI or MPICH), declared only with EDDY_MPI=1: EDDY_MPI=1 swift build --product eddy-mpi
+// `eddy` never links libmpi (a binary linked to it does not start where it is absent); `eddy-mpi` shares every command
+// through EddyCommands and installs an MPI process group (Sources/EddyMPI) before running them. Scripts/test.sh sets it.
+if Context.environment["EDDY_MPI"] == "1" && Context.environment["EDDY_FUZZ"] != "1" {
+    package.targets += [
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .target(name: "EddyMPI", dependencies: ["Eddy", "CMPI"]),
+        .executableTarget(name: "EddyMPICLI", dependencies: ["EddyCommands", "EddyMPI", "Eddy",
+                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "MPITests", dependencies: ["Eddy", "EddyTestSupport"]),
+    ]
+    package.products.append(.executable(name: "eddy-mpi", targets: ["EddyMPICLI"]))
+}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: the C libraries Eddy links (OpenBLAS, LAPACKE, the OpenCL
 # loader and CLBlast), PoCL (OpenCL on the CPU, for the backend-parity tests)
-# and what the tests need (NumPy for the model-file snippet test). Safe to run again.
+# and what the tests need (NumPy for the model-file snippet test); with the argument `mpi`, Open MPI too. Safe to run again.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs="libopenblas-dev liblapacke-dev pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libnetcdf-dev pocl-opencl-icd clinfo"
+# `Scripts/setup.sh mpi` also installs Open MPI (for eddy-mpi and its tests; Scripts/test.sh asks for it).
+if [ "${1:-}" = mpi ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin"; fi
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,7 +11,14 @@ func selectBackend(_ backend: String, device: String?, precision: String, chunkR
         if choice == .opencl { throw EddyError("--backend opencl: \(reason)") }
         return (CPUBackend(), "cpu: OpenCL is not usable: \(reason)")
     }
-    return try BackendSelection.make(choice, device: device, precision: p, rows: chunkRows)
+    return try BackendSelection.make(choice, device: device, precision: p, rows: chunkRows, share: Processes.group.localRank)
+}
+
+/// The backend line: one per process under MPI (each rank picks its own device and may fall back on its own).
+func reportBackend(_ reason: String) throws {
+    let lines = try Processes.gather(reason)
+    if lines.count == 1 { printError("backend \(reason)"); return }
+    for (rank, line) in lines.enumerated() { printError("backend (rank \(rank) of \(lines.count)) \(line)") }
 }
 
 /// The backend options of commands that only run on a device (`eddy bench`, `eddy tune`).

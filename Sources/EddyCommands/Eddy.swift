@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Eddy
 
 public struct EddyCommand: ParsableCommand {
@@ -19,12 +22,53 @@ public struct EddyCommand: ParsableCommand {
     )
 }
 
+/// `eddy-mpi`: `train` and `sweep` over the processes of an MPI job (`mpirun -n K eddy-mpi train …`), with the same
+/// options as `eddy`. Every rank reads the data; the lift and the Gram or QR pass are shared out among them and merged;
+/// rank 0 writes the outputs and prints, the other ranks print only their own errors.
+public struct EddyMPICommand: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
+        commandName: "eddy-mpi",
+        abstract: "eddy train and eddy sweep over the processes of an MPI job: one model from many processes, machines and GPUs.",
+        discussion: """
+        Launch it with mpirun or srun, e.g.
+          mpirun -n 4 eddy-mpi train --data train.csv --width 2000 --out model.safetensors
+          srun -N 8 --ntasks-per-node 4 eddy-mpi sweep --data train.csv --widths 500,1000,2000 --out best.safetensors
+        The model does not depend on the number of processes beyond round-off (README, "MPI").
+        """,
+        version: Eddy.version,
+        subcommands: [Train.self, SweepCommand.self]
+    )
+}
+
+/// How the executable reports errors: `eddy` on stderr; `eddy-mpi` names the rank, and a rank other than 0 waits a
+/// moment first (when every rank meets the same error, rank 0's line is the one shown and it ends the job).
+public enum CommandErrors {
+    nonisolated(unsafe) public private(set) static var prefix = "eddy"
+    nonisolated(unsafe) public private(set) static var descriptor: Int32 = 2
+    nonisolated(unsafe) public private(set) static var delayMicroseconds: UInt32 = 0
+
+    /// Called once at start-up, before any command runs.
+    public static func configure(prefix: String, descriptor: Int32, delayMicroseconds: UInt32) {
+        self.prefix = prefix
+        self.descriptor = descriptor
+        self.delayMicroseconds = delayMicroseconds
+    }
+
+    public static func report(_ message: String) {
+        if delayMicroseconds > 0 { usleep(delayMicroseconds) }
+        let line = "\(prefix): error: \(message)\n"
+        _ = line.withCString { write(descriptor, $0, strlen($0)) }
+    }
+}
+
 /// Runs a command body; an `EddyError` becomes one line on stderr and exit status 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as EddyError {
-        printError("eddy: error: \(error.message)")
+        CommandErrors.report(error.message)
         throw ExitCode.failure
     }
 }

@@ -112,7 +112,7 @@ struct SweepCommand: ParsableCommand {
             }
             config.sampleWidth = sampleWidth
             let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
-            if !json { printError("backend \(reason)") }
+            if !json { try reportBackend(reason) }
             let progress = TerminalProgress()
             let result = try Sweep(config: config, backend: device, progress: progress.handler()).run()
             progress.clear()

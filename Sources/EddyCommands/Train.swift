@@ -31,12 +31,16 @@ struct Train: ParsableCommand {
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision: String = "double"
     @Option(help: "Where to write the model (safetensors with JSON metadata).") var out: String
+    @Option(help: "Also write the pass's merged state as a 2-D .npy: [G | R] (the Gram sums, for cholesky and eigh) or the upper-triangular factor R of [Φ | Y] in factor order [1, z, u, φ | Y] (qr). For checks and for comparing runs.") var saveState: String?
     @Flag(help: "Print a JSON report on stdout.") var json = false
 
     func run() throws {
         try reportingErrors {
             // Outputs are checked before any work: never an input, a special file or an unwritable place.
-            try OutputGuard.check(outputs: [("--out", out)], inputs: [("--data", data.data)])
+            try OutputGuard.check(outputs: [("--out", out), ("--save-state", saveState)], inputs: [("--data", data.data)])
+            if let saveState, !saveState.lowercased().hasSuffix(".npy") {
+                throw EddyError("--save-state \(saveState): the state is written as .npy; name a file ending in .npy")
+            }
             try InputGuard.requireRegularFile(data.data, option: "--data",
                                               reason: "training reads its data two or three times (statistics, the pass, --pca); write it to a file first")
             var config = TrainingConfig(data: try data.spec(dt: dt))
@@ -64,7 +68,7 @@ struct Train: ParsableCommand {
             config.areaWeights = areaWeights
             if width <= 0 && width != 0 { throw EddyError("--width must be positive (or 0 for a linear model), got \(width)") }
             let (device, reason) = try selectBackend(backend, device: self.device, precision: precision, chunkRows: chunkRows)
-            if !json { printError("backend \(reason)") }
+            if !json { try reportBackend(reason) }
             if let qrBlockRows {
                 if qrBlockRows < 1 { throw EddyError("--qr-block-rows must be at least 1, got \(qrBlockRows)") }
                 guard let cpu = device as? CPUBackend else { throw EddyError("--qr-block-rows applies to --backend cpu only") }
@@ -74,7 +78,18 @@ struct Train: ParsableCommand {
             var clock = Stopwatch()
             let (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
             progress.clear()
+            // All outputs or none: the state is written to its temporary file first, then the model, then both move into place.
+            var stateFile: AtomicFile?
+            if let saveState {
+                guard let state = report.state else { throw EddyError("--save-state: --solver lstsq keeps rows, not a pass state") }
+                let (rows, columns, values) = state.matrix
+                let file = try AtomicFile(path: saveState)
+                try file.write(NPY.header(shape: [rows, columns]))
+                try file.write(doubles: values)
+                stateFile = file
+            }
             try ModelFile.write(model, to: out)
+            try stateFile?.commit()
             let total = clock.lap()
             for w in report.warnings { printError("eddy: warning: \(w)") }
             let s = report.statistics
