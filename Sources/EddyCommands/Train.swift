@@ -91,6 +91,8 @@ struct Train: ParsableCommand {
             try ModelFile.write(model, to: out)
             try stateFile?.commit()
             let total = clock.lap()
+            // Under eddy-mpi: every rank's CPU seconds (the work each did), gathered to rank 0's report.
+            let ranks = !(Processes.group is SingleProcess) ? try Processes.gather(Format.fixed(processCPUSeconds(), 3)).map { Double($0) ?? .nan } : []
             for w in report.warnings { printError("eddy: warning: \(w)") }
             let s = report.statistics
             if json {
@@ -106,7 +108,8 @@ struct Train: ParsableCommand {
                     "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
                     "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
                     "warnings": .array(report.warnings.map { .string($0) }),
-                ] + pcaJSON(model)).text)
+                ] + pcaJSON(model) + (ranks.isEmpty ? [] : [("ranks", .object([("count", .int(ranks.count)),
+                                                                                 ("cpuSeconds", .array(ranks.map { .number($0) }))]))])).text)
             } else {
                 print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
                 if let line = pcaLine(model) { print(line) }
@@ -117,6 +120,9 @@ struct Train: ParsableCommand {
                     print("solver \(model.metadata.solver.rawValue), ridge α = \(Format.general(config.ridge)) (λ = \(Format.scientific(model.metadata.lambda))), condition ≈ \(Format.scientific(report.condition))")
                 }
                 print("time: \(Format.fixed(total, 2)) s (statistics \(Format.fixed(report.seconds["statistics"] ?? 0, 2)), accumulate \(Format.fixed(report.seconds["accumulate"] ?? 0, 2)), solve \(Format.fixed(report.seconds["solve"] ?? 0, 2)))")
+                if !ranks.isEmpty {
+                    print("\(ranks.count) processes: CPU seconds per rank \(ranks.map { Format.fixed($0, 2) }.joined(separator: ", ")) (sum \(Format.fixed(ranks.reduce(0, +), 2))); merging the pass took \(Format.fixed(report.seconds["merge"] ?? 0, 3)) s")
+                }
                 if dt == nil && model.metadata.dt == 1 {
                     print("dt = 1 (no t/time column; give --dt for times, frequencies and Lyapunov times in real units)")
                 }

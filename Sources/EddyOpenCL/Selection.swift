@@ -87,7 +87,7 @@ public enum BackendSelection {
     }
 
     /// `list` starting at element `share` (modulo its length): the i-th process on a machine tries the i-th GPU first.
-    static func rotated(_ list: [OpenCLDevice], by share: Int) -> [OpenCLDevice] {
+    static func rotated<T>(_ list: [T], by share: Int) -> [T] {
         guard !list.isEmpty else { return list }
         let k = share % list.count
         return Array(list[k...] + list[..<k])

@@ -105,3 +105,12 @@ struct FailureTests {
         _ = dir
     }
 }
+
+/// Under MPI, the processes on one machine start from different GPUs: the i-th local rank tries the i-th GPU first and
+/// the others after it, wrapping around (more ranks than GPUs share them).
+@Test func localRanksStartFromDifferentDevices() {
+    #expect(BackendSelection.rotated([0, 1, 2], by: 0) == [0, 1, 2])
+    #expect(BackendSelection.rotated([0, 1, 2], by: 1) == [1, 2, 0])
+    #expect(BackendSelection.rotated([0, 1, 2], by: 5) == [2, 0, 1])
+    #expect(BackendSelection.rotated([Int](), by: 3) == [])
+}

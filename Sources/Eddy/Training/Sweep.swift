@@ -237,7 +237,7 @@ public struct Sweep {
                                                    pairs: data.statistics.pairs, advice: "use --pca, smaller --widths or fewer --delays")
                     let layer = try Trainer.sample(data, sampler: sampler, width: sampleWidth, activation: config.activation,
                                                    scale: scale, seed: seed)
-                    let (state, passWarning) = try Trainer.reduce(open, data, layer: layer, form: accumulateForm, statistic: config.solver.statistic,
+                    let (state, passWarning, _) = try Trainer.reduce(open, data, layer: layer, form: accumulateForm, statistic: config.solver.statistic,
                                                                   backend: backend, chunkRows: config.chunkRows, progress: progress)
                     if let passWarning, !warnings.contains(passWarning) { warnings.append(passWarning) }
                     let bigLayout = state.layout
@@ -382,7 +382,7 @@ public struct Sweep {
         var tailData = try Trainer.prepare(tail, path: config.data.path, delays: pass.data.delays, seed: 0, poolSize: 2,
                                            chunkRows: config.chunkRows, reduction: pass.reduction)
         tailData.normalisation = pass.data.normalisation
-        let (tailState, _) = try Trainer.reduce(tail, tailData, layer: pass.layer, form: accumulated, statistic: config.solver.statistic,
+        let (tailState, _, _) = try Trainer.reduce(tail, tailData, layer: pass.layer, form: accumulated, statistic: config.solver.statistic,
                                                 backend: backend, chunkRows: config.chunkRows)
         let whole = try pass.state + tailState
         let layout = whole.layout

@@ -188,9 +188,10 @@ public struct Trainer {
     }
 
     /// Pass 2 through a backend into `statistic`. A backend that cannot produce it is replaced by the CPU for this
-    /// pass; the reason comes back as a warning.
+    /// pass; the reason comes back as a warning. `mergeSeconds`: the time the merge over the processes took (0 alone).
     public static func reduce(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, form: Form, statistic: PassStatistic,
-                              backend: Backend, chunkRows: Int, progress: ProgressHandler? = nil) throws -> (state: PassState, warning: String?) {
+                              backend: Backend, chunkRows: Int, progress: ProgressHandler? = nil) throws
+        -> (state: PassState, warning: String?, mergeSeconds: Double) {
         let layout = DictionaryLayout(variables: data.variableNames.count, delays: data.delays, width: layer.width,
                                       inputs: data.inputNames.count, form: form)
         var device = backend
@@ -201,13 +202,16 @@ public struct Trainer {
         }
         try device.beginPass(layer: layer, layout: layout, statistic: statistic)
         try streamChunks(open, data, chunkRows: chunkRows, progress: progress, split: true) { try device.accumulate($0) }
-        let state = try Processes.merge(try device.endPass())
+        let partial = try device.endPass()
+        var clock = Stopwatch()
+        let state = try Processes.merge(partial)
+        let mergeSeconds = clock.lap()
         let noticed = device.takeWarnings()
         if !noticed.isEmpty { warning = ([warning].compactMap { $0 } + noticed.map { "\(backend.name): \($0)" }).joined(separator: "; ") }
         if state.pairs != data.statistics.pairs {
             throw EddyError("internal: the accumulation pass saw \(state.pairs) pairs, the statistics pass \(data.statistics.pairs)")
         }
-        return (state, warning)
+        return (state, warning, mergeSeconds)
     }
 
     /// Pass 2 kept in memory for `lstsq`: the source rows and their targets.
@@ -255,8 +259,9 @@ public struct Trainer {
         var passWarnings: [String] = []
         var passState: PassState?
         if config.solver == .qr {
-            let (state, warning) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .qr, backend: backend,
-                                                      chunkRows: config.chunkRows, progress: progress)
+            let (state, warning, merge) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .qr, backend: backend,
+                                                             chunkRows: config.chunkRows, progress: progress)
+            if Processes.group.size > 1 { seconds["merge"] = merge }
             passWarnings += warning.map { [$0] } ?? []
             passState = state
             seconds["accumulate"] = clock.lap()
@@ -271,8 +276,9 @@ public struct Trainer {
             solution = try Solver.lstsq(rows: rows, targets: targets, count: count, features: layout.featureCount,
                                         targetCount: layout.targetCount, ridge: config.ridge, rcond: config.rcond)
         } else {
-            let (state, warning) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .gram, backend: backend,
-                                                      chunkRows: config.chunkRows, progress: progress)
+            let (state, warning, merge) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .gram, backend: backend,
+                                                             chunkRows: config.chunkRows, progress: progress)
+            if Processes.group.size > 1 { seconds["merge"] = merge }
             passWarnings += warning.map { [$0] } ?? []
             let sums = try state.gram()
             passState = state
@@ -333,6 +339,14 @@ public struct Trainer {
         meta.record(solution)
         return meta
     }
+}
+
+/// CPU seconds (user + system) this process has used so far, all its threads together.
+public func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Wall-clock lap timer.
