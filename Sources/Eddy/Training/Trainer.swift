@@ -256,6 +256,9 @@ public struct Trainer {
         let layout = DictionaryLayout(variables: data.variableNames.count, delays: config.delays, width: config.width,
                                       inputs: data.inputNames.count, form: config.form)
         let solution: Solution
+        // Under MPI only rank 0 solves (and writes the model): the other ranks hold the same merged state, and solving
+        // it again would only compete for the cores of a shared machine.
+        let solvesHere = Processes.group.rank == 0
         var passWarnings: [String] = []
         var passState: PassState?
         if config.solver == .qr {
@@ -265,8 +268,9 @@ public struct Trainer {
             passWarnings += warning.map { [$0] } ?? []
             passState = state
             seconds["accumulate"] = clock.lap()
-            solution = try Solver.factorPath(try state.factor(), width: config.width, targets: Array(0..<layout.targetCount),
-                                             ridges: [config.ridge], rconds: [config.rcond])[0][0]
+            solution = solvesHere ? try Solver.factorPath(try state.factor(), width: config.width, targets: Array(0..<layout.targetCount),
+                                                          ridges: [config.ridge], rconds: [config.rcond])[0][0]
+                : Trainer.unsolved(layout)
         } else if config.solver == .lstsq {
             if Processes.group.size > 1 {
                 throw EddyError("--solver lstsq keeps every row in one process; under MPI use --solver qr (the same least-squares solution, streamed)")
@@ -283,7 +287,7 @@ public struct Trainer {
             let sums = try state.gram()
             passState = state
             seconds["accumulate"] = clock.lap()
-            solution = try Solver.solve(sums, solver: config.solver, ridge: config.ridge, rcond: config.rcond)
+            solution = solvesHere ? try Solver.solve(sums, solver: config.solver, ridge: config.ridge, rcond: config.rcond) : Trainer.unsolved(layout)
         }
         seconds["solve"] = clock.lap()
         guard solution.theta.allSatisfy(\.isFinite) else {
@@ -294,6 +298,12 @@ public struct Trainer {
         let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
                                     warnings: data.warnings + passWarnings + solution.warnings, state: passState)
         return (model, report)
+    }
+
+    /// What a rank other than 0 holds in place of the solution: zero weights of the right shape (its model is never
+    /// written or printed).
+    static func unsolved(_ layout: DictionaryLayout) -> Solution {
+        Solution(theta: [Double](repeating: 0, count: layout.featureCount * layout.targetCount), lambda: 0, condition: .nan, dropped: 0, warnings: [])
     }
 
     /// The climatology of the variables (not the inputs), when the data have a daily cycle.
