@@ -6,7 +6,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time lift, Gram, right-hand sides and solve of one training pass on synthetic data.",
         discussion: """
-        Random windows of --inputs values (the lifted window z, as torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed once synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); total = accumulate + solve. Gram TFLOP/s count N·D² with D = 1 + inputs + width + controls.
+        Random windows of --inputs values (the lifted window z, as torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); solve is the Cholesky solve including attempts that failed at a smaller ridge; total = accumulate + solve. With --reps N every time is the fastest of N runs. A configuration that fails is reported (JSON: "failures") and the others still run; the exit status is then 1. Gram TFLOP/s count N·D² with D = 1 + inputs + width + controls.
         Example (an H100, beside ../shared/gpu/torch_edmd.py): eddy bench --backend opencl --rows 1048576 --inputs 32 --width 4096 --json
         """
     )
@@ -19,31 +19,43 @@ struct Bench: ParsableCommand {
     @Option(help: "Neurons M.") var width = 1024
     @Option(help: "Control inputs u appended to the dictionary.") var controls = 0
     @Option(help: "Rows per chunk (a multiple of 128 on OpenCL).") var chunkRows = 16384
-    @Flag(help: "Print JSON: {\"device\", \"results\": [one object per form and precision]}.") var json = false
+    @Option(help: "Repetitions of each configuration; every time reported is the fastest (torch_edmd.py reports its best of 3).") var reps = 1
+    @Flag(help: "Print JSON: {\"device\", \"results\": [one object per form and precision], \"failures\": [the configurations that failed, with why]}.") var json = false
 
     func run() throws {
         try reportingErrors {
             let forms: [Form] = try splitList(form).map { try parseChoice($0, "--form") }
             let precisions: [Precision] = try splitList(precision).map { try parseChoice($0, "--precision") }
-            if rows < 2 || inputs < 1 || width < 0 || controls < 0 || chunkRows < 2 {
-                throw EddyError("bench: --rows ≥ 2, --inputs ≥ 1, --width ≥ 0, --controls ≥ 0 and --chunk-rows ≥ 2 are needed")
+            if rows < 2 || inputs < 1 || width < 0 || controls < 0 || chunkRows < 2 || reps < 1 {
+                throw EddyError("bench: --rows ≥ 2, --inputs ≥ 1, --width ≥ 0, --controls ≥ 0, --chunk-rows ≥ 2 and --reps ≥ 1 are needed")
             }
             let (backend, reason) = try selectBackend(target.backend, device: target.device, precision: precisions.first?.rawValue ?? "double", chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
             let device = BackendSelection.device(of: backend)
             let shape = Benchmark.Shape(rows: rows, inputs: inputs, width: width, controls: controls, chunkRows: chunkRows)
+            // A configuration that fails (a device out of memory, a kernel fault) is reported and the others still run.
             var results: [Benchmark.Result] = []
+            var failures: [(form: Form, precision: Precision, message: String)] = []
             for f in forms {
                 for p in device == nil ? [Precision.double] : precisions where p == .mixed || device?.fp64 != false {
-                    results.append(try Benchmark.run(shape, form: f, precision: p, device: device))
+                    do {
+                        results.append(try Benchmark.run(shape, form: f, precision: p, device: device, repetitions: reps))
+                    } catch let e as EddyError {
+                        failures.append((f, p, e.message))
+                        if !json { printError("eddy: warning: bench \(f.rawValue) \(p.rawValue) failed: \(e.message)") }
+                    }
                 }
             }
             if json {
                 print(JSON.object([
                     "device": .string(device?.name ?? "CPU (OpenBLAS)"), "driver": device.map { .string($0.driver) } ?? .null,
                     "backend": .string(reason), "inputs": .int(inputs), "width": .int(width), "controls": .int(controls),
-                    "chunk_rows": .int(chunkRows), "results": .array(results.map(\.json)),
+                    "chunk_rows": .int(chunkRows), "repetitions": .int(reps), "results": .array(results.map(\.json)),
+                    "failures": .array(failures.map { .object([("form", .string($0.form.rawValue)), ("precision", .string($0.precision.rawValue)),
+                                                               ("error", .string($0.message))]) }),
                 ]).text)
+                // Every result is out; a failed configuration still makes the exit status say so.
+                if !failures.isEmpty { throw ExitCode.failure }
                 return
             }
             print("\(device?.description ?? "CPU (OpenBLAS)"); rows \(results.first?.rows ?? rows), inputs \(inputs), width \(width), controls \(controls), chunks of \(chunkRows)")
@@ -54,8 +66,10 @@ struct Bench: ParsableCommand {
                       + pad(Format.fixed(r.accumulate, 4), 14) + pad(Format.fixed(r.solve, 4), 10) + Format.fixed(r.gramTFLOPs, 3))
             }
             for r in results where r.solveRidge != 1e-8 {
-                print("\(r.form.rawValue) \(r.precision): G + λI was not positive definite at α = 1e-8; the solve used α = \(Format.general(r.solveRidge))")
+                print("\(r.form.rawValue) \(r.precision): G + λI was not positive definite at α = 1e-8; the solve used α = \(Format.general(r.solveRidge)) (failed attempts: \(Format.fixed(r.solveFailed, 4)) s of the solve's)")
             }
+            for f in failures { print("\(f.form.rawValue) \(f.precision.rawValue): failed: \(f.message)") }
+            if !failures.isEmpty { throw ExitCode.failure }
         }
     }
 }

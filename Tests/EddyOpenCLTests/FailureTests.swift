@@ -102,6 +102,8 @@ struct FailureTests {
         let (model, report) = try Trainer(config: config, backend: fallback).train()
         #expect(report.backend == "cpu")
         #expect(model.theta.allSatisfy { $0.isFinite })
+        // The library does not print: the fallback reaches the report's warnings, which the command prints once.
+        #expect(report.warnings.contains { $0.contains("ran on the CPU") && $0.contains("MiB") }, "\(report.warnings)")
         _ = dir
     }
 }
