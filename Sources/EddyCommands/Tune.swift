@@ -16,6 +16,7 @@ struct Tune: ParsableCommand {
     @Option(help: "Precisions to tune, comma-separated: single, double.") var precision = "single,double"
     @Option(help: "Matrix size n of the timed SYRK and GEMM (n × n × n).") var size = 2048
     @Option(help: "Parameter sets to try besides CLBlast's defaults.") var trials = 12
+    @Option(help: "Seconds per precision after which no further parameter set is started (the best so far is kept).") var budget: Double?
     @Option(help: "Store this line in the cache instead of searching: KERNEL single|double NAME=VALUE …") var set: String?
     @Flag(help: "Print the cached parameters for the device.") var show = false
     @Flag(help: "Delete the device's cache file.") var clear = false
@@ -34,6 +35,7 @@ struct Tune: ParsableCommand {
                 print(TuningCache.clear(for: d) ? "removed \(file)" : "no cache file \(file)")
                 return
             }
+            if let budget, !(budget > 0) { throw EddyError("--budget must be a positive number of seconds, got \(budget)") }
             if let set {
                 guard let entry = KernelParameters(line: set) else { throw EddyError("--set: expected 'KERNEL single|double NAME=VALUE …', got '\(set)'") }
                 try TuningCache.save([entry], for: d)
@@ -55,20 +57,23 @@ struct Tune: ParsableCommand {
                 guard p == "single" || p == "double" else { throw EddyError("--precision: unknown value '\(p)'; expected single, double") }
                 if p == "double" && !d.fp64 { printError("eddy: \(d.name) has no FP64; skipping double"); continue }
                 if !json { printError("tuning Xgemm \(p) on \(d.name): CLBlast defaults and \(trials) parameter sets, n = \(size)") }
-                let r = try Tuner.run(device: d, single: p == "single", size: size, trials: trials) { line in
+                let r = try Tuner.run(device: d, single: p == "single", size: size, trials: trials, budget: budget) { line in
                     if !json { printError("  " + line) }
                 }
-                if let best = r.best { found.append(best) }
+                // Saved as each precision ends: a later precision that runs out of time loses nothing of this one.
+                if let best = r.best {
+                    found.append(best)
+                    try TuningCache.save(found, for: d)
+                }
                 reports.append(.object([
                     "precision": .string(p), "size": .int(r.size), "default_gflops": .number(r.defaultRate), "best_gflops": .number(r.bestRate),
                     "best": r.best.map { .string($0.line) } ?? .null, "tried": .int(r.trials.count - 1),
-                    "failed": .int(r.trials.filter { $0.error != nil }.count),
+                    "failed": .int(r.trials.filter { $0.error != nil }.count), "skipped": .int(r.skipped),
                 ]))
                 if !json {
                     print("\(p): defaults \(Format.fixed(r.defaultRate, 1)) GFLOP/s; " + (r.best.map { "best \(Format.fixed(r.bestRate, 1)) GFLOP/s with \($0.line)" } ?? "no set beat them by 3%"))
                 }
             }
-            if !found.isEmpty { try TuningCache.save(found, for: d) }
             if json {
                 print(JSON.object(["device": .string(d.name), "driver": .string(d.driver), "file": found.isEmpty ? .null : .string(file), "results": .array(reports)]).text)
             } else {

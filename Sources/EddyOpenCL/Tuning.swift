@@ -119,6 +119,8 @@ public enum Tuner {
         /// GFLOP/s of SYRK + GEMM (n³ + 2n³ flops) with the defaults and with the best.
         public var defaultRate: Double
         public var bestRate: Double
+        /// Candidates not tried because the time budget was spent.
+        public var skipped = 0
     }
 
     /// The Xgemm parameter names, in CLBlast's order.
@@ -153,9 +155,13 @@ public enum Tuner {
         return ([h100].filter(valid) + sample).prefix(max(0, count)).map(make)
     }
 
-    /// Times CLBlast's defaults and `trials` candidates on the device; `progress` gets one line per trial.
-    public static func run(device: OpenCLDevice, single: Bool, size: Int = 2048, trials: Int = 12, repeats: Int = 3,
+    /// Times CLBlast's defaults and `trials` candidates on the device; `progress` gets one line per trial. With a
+    /// `budget` (seconds), no candidate is started once it is spent (the defaults always run); the result counts the
+    /// candidates skipped.
+    public static func run(device: OpenCLDevice, single: Bool, size: Int = 2048, trials: Int = 12, repeats: Int = 3, budget: Double? = nil,
                            progress: (String) -> Void = { _ in }) throws -> Result {
+        var started = Stopwatch()
+        var elapsed = 0.0
         if !single && !device.fp64 { throw EddyError("\(device.name) has no double precision to tune") }
         let n = max(64, (size + 63) / 64 * 64)
         let context = try CLContext(device: device)
@@ -176,7 +182,10 @@ public enum Tuner {
         let list: [KernelParameters?] = [nil] + candidates(single: single, localMemory: Int(localMemory), maxWorkGroup: maxGroup, count: trials)
         let flops = 3 * pow(Double(n), 3)   // SYRK n³ + GEMM 2n³
         var results: [Trial] = []
+        var skipped = 0
         for parameters in list {
+            elapsed += started.lap()
+            if let budget, !results.isEmpty, elapsed > budget { skipped += 1; continue }
             var trial = Trial(parameters: parameters, seconds: .infinity, error: nil)
             do {
                 if let parameters {
@@ -207,8 +216,9 @@ public enum Tuner {
         let defaults = results[0].seconds
         let winner = results.dropFirst().filter { $0.error == nil }.min { $0.seconds < $1.seconds }
         let keep = winner.flatMap { $0.seconds < 0.97 * defaults ? $0 : nil }
+        if skipped > 0 { progress("time budget spent: \(skipped) parameter set(s) not tried") }
         return Result(device: device, single: single, size: n, trials: results, best: keep?.parameters,
-                      defaultRate: flops / defaults / 1e9, bestRate: flops / (keep?.seconds ?? defaults) / 1e9)
+                      defaultRate: flops / defaults / 1e9, bestRate: flops / (keep?.seconds ?? defaults) / 1e9, skipped: skipped)
     }
 
     private static func upperDifference(_ c: CLBuffer, _ reference: [Double], n: Int, single: Bool, context: CLContext) throws -> Double {

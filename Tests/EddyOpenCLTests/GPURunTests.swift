@@ -1,0 +1,51 @@
+import EddyTestSupport
+import Foundation
+import Testing
+
+/// `Scripts/gpu_run.sh --smoke`: the device script end to end on PoCL with small shapes — every step recorded, a step
+/// that fails and one that times out on purpose, and the later steps still run; a spent budget skips what is left and
+/// the summary is still written.
+@Suite("The bounded device script on PoCL", .serialized)
+struct GPURunTests {
+    func summary(_ dir: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json"))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    @Test(.enabled(if: PoCL.available, PoCL.skipNote))
+    func smokeRunRecordsEveryStep() throws {
+        let dir = try scratch("gpu-run")
+        let run = try runProcess("/usr/bin/timeout", ["600", "bash", packageRoot + "/Scripts/gpu_run.sh", "--smoke", "--inject-failures", "--out", dir],
+                                 environment: ["EDDY": eddyBinary])
+        #expect(run.status == 0, "\(run.stderr)")
+        let s = try summary(dir)
+        let steps = s["steps"] as! [[String: Any]]
+        let status = Dictionary(uniqueKeysWithValues: steps.map { ($0["name"] as! String, $0["status"] as! String) })
+        #expect(status["fail-on-purpose"] == "failed")
+        #expect(status["timeout-on-purpose"] == "timeout")
+        for name in ["environment", "devices", "eddy-untuned-double", "eddy-untuned-mixed", "tune-double", "tune-single",
+                     "eddy-tuned-double", "eddy-tuned-mixed", "eddy-chunk-2048"] {
+            #expect(status[name] == "ok", "\(name): \(status[name] ?? "missing"); \(run.stderr)")
+        }
+        // Each bench step's output is eddy bench's JSON with both forms; the tuning cache came back under the output.
+        let bench = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/eddy-tuned-double.out"))) as! [String: Any]
+        #expect((bench["results"] as? [Any])?.count == 2)
+        #expect((bench["failures"] as? [Any])?.isEmpty == true)
+        // Each tuning step reports its precision (whether a set beat CLBlast's defaults varies; a winner goes to cache/).
+        for p in ["double", "single"] {
+            let tune = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tune-\(p).out"))) as! [String: Any]
+            #expect((tune["results"] as? [[String: Any]])?.first?["precision"] as? String == p)
+        }
+    }
+
+    @Test func spentBudgetSkipsTheRestAndStillSummarises() throws {
+        let dir = try scratch("gpu-run-budget")
+        let run = try runProcess("/usr/bin/timeout", ["120", "bash", packageRoot + "/Scripts/gpu_run.sh", "--smoke", "--inject-failures",
+                                                      "--budget", "9", "--out", dir], environment: ["EDDY": eddyBinary])
+        #expect(run.status == 0, "\(run.stderr)")
+        let steps = try summary(dir)["steps"] as! [[String: Any]]
+        #expect(steps.first?["name"] as? String == "environment")
+        #expect(steps.contains { $0["status"] as? String == "skipped" && ($0["name"] as? String ?? "").hasPrefix("eddy-") })
+        #expect(steps.last?["name"] as? String == "eddy-chunk-2048")
+    }
+}
