@@ -105,6 +105,14 @@ public final class NetCDFReader: RowReader {
         let path = spec.path
         if !FileSystem.exists(path) { throw EddyError("\(path): no such file") }
         if FileSystem.isDirectory(path) { throw EddyError("\(path): is a directory, expected a NetCDF file") }
+        // A classic file's header is parsed and checked here first: libnetcdf trusts its counts, and reads the
+        // missing bytes of a truncated file as zeros. (netCDF-4 files are HDF5, whose own library reads them.)
+        do {
+            let file = try InputFile(path: path)
+            if ClassicNetCDFHeader.isClassic(file.readBytes(4)) {
+                try ClassicNetCDFHeader.read(file).checkLength(file.size, path: path)
+            }
+        }
         NetCDFLibrary.lock()
         defer { NetCDFLibrary.unlock() }
         NetCDFLibrary.silenceHDF5()
@@ -186,6 +194,12 @@ public final class NetCDFReader: RowReader {
             }
             // The selected indices of every dimension used by the chosen variables.
             let used = Set(chosen.flatMap { infos[$0].dims }).subtracting([timeDim]).sorted()
+            // Sized before anything is read: a small netCDF-4 file can declare dimensions of any length.
+            try NetCDFReader.checkDeclaredSizes(path: path, chosen: chosen.map { (infos[$0].name, infos[$0].dims) }, timeDim: timeDim,
+                                                dimNames: dimNames, dimLengths: dimLengths, levels: spec.ncLevels, box: spec.ncBox != nil,
+                                                coordinates: Set((0..<dimNames.count).filter { d in
+                                                    infos.contains { $0.name == dimNames[d] && $0.dims == [d] && numeric($0.type) }
+                                                }))
             var selection: [Int: [Int]] = [:]
             var coordinates: [Int: [Double]] = [:]
             var sawLevel = false, sawLat = false, sawLon = false
@@ -232,6 +246,10 @@ public final class NetCDFReader: RowReader {
                 }
                 if box.latMin > box.latMax { throw EddyError("\(path): the lat/lon box has latMin \(box.latMin) > latMax \(box.latMax)") }
             }
+
+            // The selection is known: its size, and the memory of the names and buffers, before they are made.
+            try NetCDFReader.checkSelection(path: path, chosen: chosen.map { (infos[$0].name, infos[$0].dims) }, timeDim: timeDim,
+                                            dimNames: dimNames, selection: selection)
 
             // Read plans and names.
             var plans: [Plan] = []
@@ -356,7 +374,9 @@ public final class NetCDFReader: RowReader {
                 var start = p.start, count = p.count
                 start[p.timeAxis] = step
                 count[p.timeAxis] = 1
-                let n = count.reduce(1, *)
+                guard let n = CheckedSize.product(count) else {   // sized by checkSelection; never trust it blindly
+                    throw EddyError("\(path): the hyperslab of '\(p.name)' (\(count.map(String.init).joined(separator: " × "))) overflows")
+                }
                 if buffer.count < n { buffer = [Double](repeating: 0, count: n) }
                 let s = nc_get_vara_double(ncid, p.varid, start, count, &buffer)
                 if s != NC_NOERR {
@@ -378,6 +398,87 @@ public final class NetCDFReader: RowReader {
             if step == steps { shaper.finish() }
         }
     }
+
+    /// The most grid points read as one state (2²⁴ = 16.8 M; e.g. a 0.25° global grid at 16 levels). Training needs
+    /// at least a few hundred bytes per point even with `--pca` (the randomized EOFs hold n × (K + 10) doubles three
+    /// times over, the names table another ~100 bytes), so more than this is beyond any machine Eddy runs on; and
+    /// a 12 KB netCDF-4 file can declare 10⁸ points, which must be refused before anything is allocated.
+    public static let maximumElements = 1 << 24
+
+    static let advice = "select fewer points with --nc-box, --nc-levels or --nc-variables"
+
+    /// Before any coordinate is read: no dimension of the chosen variables longer than `maximumElements`, a state
+    /// no larger even if a lat/lon box kept a single point, and the coordinate arrays within the memory budget.
+    static func checkDeclaredSizes(path: String, chosen: [(name: String, dims: [Int])], timeDim: Int, dimNames: [String], dimLengths: [Int],
+                                   levels: [Int]?, box: Bool, coordinates: Set<Int>) throws {
+        var coordinateValues = 0.0
+        for d in Set(chosen.flatMap(\.dims)).sorted() {
+            if d == timeDim {
+                if coordinates.contains(d) { coordinateValues += Double(dimLengths[d]) }
+                continue
+            }
+            if dimLengths[d] > maximumElements {
+                throw EddyError("\(path): dimension '\(dimNames[d])' has \(dimLengths[d]) points, more than the \(maximumElements) Eddy reads (as one state, or along one dimension); \(advice)")
+            }
+            // Its coordinate values and the list of its indices.
+            coordinateValues += Double(dimLengths[d]) * (coordinates.contains(d) ? 2 : 1)
+        }
+        // The fewest points the selection can have: levels as given, a lat/lon box down to one point per dimension.
+        let boxed = box ? Set(dimNames.indices.filter { latNames.contains(dimNames[$0].lowercased()) || lonNames.contains(dimNames[$0].lowercased()) }) : []
+        var fewest = 0.0
+        var largest = (name: "", points: 0.0, shape: "")
+        for v in chosen {
+            var points = 1.0
+            var shape: [String] = []
+            for d in v.dims where d != timeDim {
+                let n = boxed.contains(d) ? 1 : levels != nil && levelNames.contains(dimNames[d].lowercased()) ? levels!.count : dimLengths[d]
+                points *= Double(n)
+                shape.append("\(dimNames[d]) \(n)")
+            }
+            fewest += points
+            if points > largest.points { largest = (v.name, points, shape.joined(separator: " × ")) }
+        }
+        if fewest > Double(maximumElements) {
+            throw EddyError("\(path): the selection has \(count(fewest)) grid points (the largest variable, '\(largest.name)': \(largest.shape)), more than the \(maximumElements) Eddy reads as one state; \(advice)")
+        }
+        try MemoryBudget.check(8 * coordinateValues, "\(path): reading the coordinates", breakdown: "\(count(coordinateValues)) values",
+                               advice: advice)
+    }
+
+    /// With the selection made: at most `maximumElements` points, and the names table, the offsets and one time
+    /// step's hyperslab (the bounding box of the selection) within the memory budget.
+    static func checkSelection(path: String, chosen: [(name: String, dims: [Int])], timeDim: Int, dimNames: [String], selection: [Int: [Int]]) throws {
+        var elements = 0.0, nameBytes = 0.0, slab = 0.0
+        var largest = (name: "", points: 0.0, shape: "")
+        for v in chosen {
+            var points = 1.0, box = 1.0
+            var nameLength = Double(v.name.utf8.count) + 2
+            var shape: [String] = []
+            for d in v.dims where d != timeDim {
+                let sel = selection[d] ?? []
+                points *= Double(sel.count)
+                box *= Double((sel.max() ?? 0) - (sel.min() ?? 0) + 1)
+                nameLength += Double(dimNames[d].utf8.count) + 24   // "NAME=VALUE:" with a value of up to 22 characters
+                shape.append("\(dimNames[d]) \(sel.count)")
+            }
+            elements += points
+            nameBytes += points * nameLength
+            slab = max(slab, box)
+            if points > largest.points { largest = (v.name, points, shape.joined(separator: " × ")) }
+        }
+        if elements > Double(maximumElements) {
+            throw EddyError("\(path): the selection has \(count(elements)) grid points (the largest variable, '\(largest.name)': \(largest.shape)), more than the \(maximumElements) Eddy reads as one state; \(advice)")
+        }
+        // Names are built twice over (the labels being extended, then the table), each a 16-byte String with its
+        // own allocation (rounded to 16, and malloc's 16 more) for names past 15 bytes; offsets twice, the row once.
+        let names = 2 * (nameBytes + 48 * elements)
+        let bytes = names + 8 * (3 * elements + slab)
+        try MemoryBudget.check(bytes, "\(path): reading the selection",
+                               breakdown: "\(count(elements)) grid points: names \(MemoryBudget.format(names)), one time step's hyperslab \(MemoryBudget.format(8 * slab)), offsets and the row \(MemoryBudget.format(24 * elements))",
+                               advice: advice)
+    }
+
+    static func count(_ x: Double) -> String { x < 1e15 ? "\(Int(x))" : Format.scientific(x, 1) }
 
     /// The netCDF default fill value for doubles (`NC_FILL_DOUBLE`).
     static let defaultFill = 9.9692099683868690e+36
