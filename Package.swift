@@ -64,7 +64,7 @@ if Context.environment["EDDY_FUZZ"] == "1" {
     package.products = []
     package.dependencies = []
     for (name, path) in [("FuzzNPY", "Fuzz/NPYFuzzer"), ("FuzzModelFile", "Fuzz/ModelFileFuzzer"), ("FuzzCSV", "Fuzz/CSVFuzzer"),
-                         ("FuzzOptions", "Fuzz/OptionsFuzzer")] {
+                         ("FuzzOptions", "Fuzz/OptionsFuzzer"), ("FuzzNetCDF", "Fuzz/NetCDFFuzzer")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["Eddy"], path: path))
         package.products.append(.executable(name: name, targets: [name]))
     }

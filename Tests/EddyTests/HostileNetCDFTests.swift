@@ -234,6 +234,42 @@ struct HostileNetCDFTests {
         #expect(accepted > 0)
     }
 
+    // MARK: Fuzzer findings (Fuzz/crashes/FuzzNetCDF), each a valid header with values or a layout the reader trapped on
+
+    /// crash-be3a…: a time coordinate so large that its step index overflowed converting to Int; NaN and infinite
+    /// times trapped the same way. Now a time too far along the grid starts a new segment, a non-finite one is refused.
+    @Test func timesThatAreHugeOrNotFiniteDoNotTrap() throws {
+        let dir = try scratch("eddy-nc-times")
+        var b = B.field(steps: 4)
+        b.variables[2].values = [0, 1, 1e300, 1e300 + 1e285]
+        try write(b.bytes(), dir + "/huge.nc")
+        let (_, segments) = try DataSource.loadSegments(DataSpec(path: dir + "/huge.nc"))
+        #expect(segments.map(\.rowCount) == [2, 1, 1])
+        for (value, shown) in [(Double.nan, "nan"), (1e305, "inf")] {
+            b.variables[2].values = [0, 1, value, 3]
+            let path = dir + "/\(shown).nc"
+            try write(b.bytes(), path)
+            let m = refusal(shown) { _ = try readAll(path) }
+            #expect(m.hasPrefix(path) && m.contains("time \(shown) is not a finite number"), "\(m)")
+        }
+    }
+
+    /// crash-2ba0…: a variable over an empty dimension (the record dimension with no records, while `time` is a
+    /// fixed one) trapped building its read plan; so did one with the time dimension twice.
+    @Test func emptyAndRepeatedDimensionsAreRefused() throws {
+        let dir = try scratch("eddy-nc-dims")
+        let empty = B(records: 0, dimensions: [("rec", 0), ("time", 3)], variables: [
+            B.Variable("time", [1], values: [0, 1, 2]), B.Variable("v", [0, 1], values: []),
+        ])
+        try write(empty.bytes(), dir + "/empty.nc")
+        let m = refusal("empty") { _ = try readAll(dir + "/empty.nc") }
+        #expect(m == "\(dir)/empty.nc: variable 'v' has no values: its dimension 'rec' is empty (length 0); leave it out with --nc-variables", "\(m)")
+        let twice = B(records: 0, dimensions: [("time", 2)], variables: [B.Variable("c", [0, 0], values: [1, 2, 3, 4])])
+        try write(twice.bytes(), dir + "/twice.nc")
+        let t = refusal("twice") { _ = try readAll(dir + "/twice.nc") }
+        #expect(t.contains("variable 'c' has the time dimension 'time' more than once"), "\(t)")
+    }
+
     // MARK: netCDF-4 files declaring huge dimensions
 
     /// A netCDF-4 file whose variable is declared over `length` points (chunked, nothing written: a few KB).

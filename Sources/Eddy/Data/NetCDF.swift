@@ -194,6 +194,14 @@ public final class NetCDFReader: RowReader {
             }
             // The selected indices of every dimension used by the chosen variables.
             let used = Set(chosen.flatMap { infos[$0].dims }).subtracting([timeDim]).sorted()
+            for v in chosen {
+                if infos[v].dims.filter({ $0 == timeDim }).count > 1 {
+                    throw EddyError("\(path): variable '\(infos[v].name)' has the time dimension '\(dimNames[timeDim])' more than once; expected it once")
+                }
+                if let d = infos[v].dims.first(where: { $0 != timeDim && dimLengths[$0] == 0 }) {
+                    throw EddyError("\(path): variable '\(infos[v].name)' has no values: its dimension '\(dimNames[d])' is empty (length 0); leave it out with --nc-variables")
+                }
+            }
             // Sized before anything is read: a small netCDF-4 file can declare dimensions of any length.
             try NetCDFReader.checkDeclaredSizes(path: path, chosen: chosen.map { (infos[$0].name, infos[$0].dims) }, timeDim: timeDim,
                                                 dimNames: dimNames, dimLengths: dimLengths, levels: spec.ncLevels, box: spec.ncBox != nil,

@@ -167,6 +167,9 @@ final class RowShaper {
             counter = 0
         }
         if let t = row.time {
+            if !t.isFinite {
+                throw EddyError.at(path, line: row.line, "time \(t) is not a finite number; expected a date or a number")
+            }
             if let f = from, t < f { breakSegment(); return }
             if let u = until, t >= u { breakSegment(); return }
         }
@@ -176,7 +179,12 @@ final class RowShaper {
             if let prev = last?.time ?? pending.values.compactMap(\.time).max(), t <= prev {
                 throw EddyError.at(path, line: row.line, "time \(Format.general(t, 10)) does not increase (previous row: \(Format.general(prev, 10))); rows of one episode must be in time order")
             }
-            if dt == nil, let prev = last?.time { dt = t - prev }
+            if dt == nil, let prev = last?.time {
+                guard (t - prev).isFinite else {
+                    throw EddyError.at(path, line: row.line, "the time step from \(Format.general(prev, 10)) to \(Format.general(t, 10)) is too large to represent")
+                }
+                dt = t - prev
+            }
             guard let step = dt else {
                 // The first row: its time sets the origin.
                 origin = t
@@ -186,8 +194,8 @@ final class RowShaper {
             if origin == nil { origin = t }
             let exact = (t - origin!) / step
             let rounded = exact.rounded()
-            if abs(exact - rounded) > 1e-6 * max(1, abs(rounded)) {
-                // Off the grid of this segment: start a new one here.
+            // Off the grid of this segment, or further along it than steps can be counted: start a new one here.
+            if !exact.isFinite || abs(rounded) > 1e15 || abs(exact - rounded) > 1e-6 * max(1, abs(rounded)) {
                 breakSegment()
                 origin = t
                 index = 0
