@@ -48,7 +48,7 @@ let package = Package(
         // MARK: Tests
         .target(name: "EddyTestSupport", dependencies: ["Eddy"], path: "Tests/EddyTestSupport"),
         .testTarget(name: "EddyTests", dependencies: ["Eddy", "EddyTestSupport", "CNetCDF"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Eddy", "EddyTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Eddy", "EddyTestSupport", "CNetCDF"]),
         .testTarget(name: "EddyOpenCLTests", dependencies: ["Eddy", "EddyOpenCL", "EddyTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -78,6 +78,8 @@ struct Train: ParsableCommand {
             let total = clock.lap()
             for w in report.warnings { printError("eddy: warning: \(w)") }
             let s = report.statistics
+            let filled = report.fill.summary.map { "--fill-gaps \(config.data.fillGaps) filled \($0) by linear interpolation" }
+            if let filled { printError("eddy: note: \(filled)") }
             if json {
                 let m = model.metadata
                 let rcondJSON: JSON = m.rcond.map { .number($0) } ?? .null
@@ -91,10 +93,12 @@ struct Train: ParsableCommand {
                     "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
                     "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
                     "warnings": .array(report.warnings.map { .string($0) }),
+                    "filled_rows": .int(report.fill.rows), "filled_gaps": .int(report.fill.gaps), "longest_filled_gap": .int(report.fill.longest),
                 ] + pcaJSON(model)).text)
             } else {
                 print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
                 if let line = pcaLine(model) { print(line) }
+                if let filled { print(filled) }
                 if model.metadata.solver == .qr {
                     let m = model.metadata
                     print("solver qr, ridge α = \(Format.general(config.ridge)), cut-off rcond = \(Format.scientific(m.rcond ?? 0)): \(m.dropped ?? 0) of \(model.layout.featureCount) directions dropped; condition of Φ ≈ \(Format.scientific(report.condition)); residual RMS \(Format.scientific(m.residual ?? .nan)) (standardised)")

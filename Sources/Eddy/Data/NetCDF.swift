@@ -68,6 +68,7 @@ public final class NetCDFReader: RowReader {
     public private(set) var timesAreDates = false
     public var filledRows: Int { shaper.filledRows }
     public var filledGaps: Int { shaper.filledGaps }
+    public var fill: FillReport { shaper.fill }
     /// Every flattened element in the documented order (before `columns`/`inputs` pick among them).
     public let elementNames: [String]
     /// The number of time steps in the file.
@@ -403,7 +404,7 @@ public final class NetCDFReader: RowReader {
             for (k, v) in row.enumerated() where !v.isNaN { counts[k] += 1 }
             try shaper.add(RawRow(episode: "0", time: times?[step], values: row, line: step))
             step += 1
-            if step == steps { shaper.finish() }
+            if step == steps { try shaper.finish() }
         }
     }
 
