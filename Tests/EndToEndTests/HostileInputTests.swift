@@ -414,6 +414,41 @@ struct HostileInputTests {
                           environment: ["EDDY_MEMORY_LIMIT": "4M"])
     }
 
+    // MARK: - A full disk
+
+    /// ISSUE 12: when the disk filled while `generate tracer` wrote netCDF, the error was printed, then HDF5
+    /// segfaulted at exit (its exit handler closing the file libnetcdf had left half closed); with the end of the
+    /// definitions failing, `nc_abort` itself crashed. A file-size limit (`ulimit -f`, SIGXFSZ ignored, so writes
+    /// fail with EFBIG as on a full disk; no root needed) fails the header (2 KB), or the close (64 KB): exit 1, the
+    /// message, nothing left behind.
+    @Test(arguments: [2, 64])
+    func fileSizeLimitWhileWritingNetCDF(kilobytes: Int) throws {
+        let dir = try scratch("hostile-full")
+        let out = dir + "/field.nc"
+        let r = try runProcess("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f \(kilobytes); exec \"$0\" \"$@\"", eddyBinary,
+                                             "generate", "tracer", "--lat", "32", "--lon", "64", "--steps", "200", "--out", out],
+                               environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(r.status == 1, "exit status \(r.status) (139 or 11: the segfault): \(r.stderr.prefix(500))")
+        #expect(r.stderr.hasPrefix("eddy: error: \(out): cannot finish the \(kilobytes == 2 ? "header" : "file")") && r.stderr.contains("is the disk full"),
+                "\(r.stderr.prefix(500))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "nothing left behind")
+    }
+
+    /// The same on a real full disk: a 200 KB tmpfs. Mounting needs root (and a container that allows it); skipped
+    /// otherwise — the file-size limit above covers the same failure without privileges.
+    @Test func fullTmpfsWhileWritingNetCDF() throws {
+        guard getuid() == 0 else { return }
+        let dir = try scratch("hostile-tmpfs")
+        guard try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=200k", "tmpfs", dir]).status == 0 else { return }
+        defer { _ = try? runProcess("/bin/umount", [dir]) }
+        let out = dir + "/field.nc"
+        let r = try runProcess(eddyBinary, ["generate", "tracer", "--lat", "32", "--lon", "64", "--steps", "200", "--out", out],
+                               environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(r.status == 1, "exit status \(r.status): \(r.stderr.prefix(500))")
+        #expect(r.stderr.contains("eddy: error: \(out): cannot finish the file"), "\(r.stderr.prefix(500))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "nothing left behind")
+    }
+
     // MARK: - OpenCL drivers that crash or hang
 
     /// ISSUE 12: a registered OpenCL driver that crashes or hangs inside platform enumeration used to take `--backend auto`

@@ -11,8 +11,24 @@ public enum NetCDFLibrary {
     nonisolated(unsafe) private static let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
         let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(m, nil)
+        // Every libnetcdf call holds the lock, so this runs before HDF5 starts.
+        skipHDF5Termination()
         return m
     }()
+
+    /// HDF5 installs an exit handler that closes every HDF5 object still open. When the disk fills (or a file-size
+    /// limit is hit) while a netCDF-4 file is written, the flush inside `nc_close` fails and libnetcdf leaves the file
+    /// and its datasets open, half closed (HDF5 still counts 1 file and 14 objects for `generate tracer`'s file);
+    /// `nc_abort` fails the same way. At exit that handler closes them again and dereferences a null pointer in
+    /// `H5F__close_cb` (HDF5 1.10.8): the error was printed, then the process segfaulted. Eddy closes (or, on an
+    /// error, aborts) every file it opens itself, and a half-closed one is to be discarded anyway, so the handler
+    /// has nothing to do: `H5dont_atexit`, called before HDF5's first use, turns it off. HDF5 is found at run time
+    /// among the loaded libraries (as `silenceHDF5` finds it); without it this does nothing.
+    static func skipHDF5Termination() {
+        typealias DontAtExit = @convention(c) () -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "H5dont_atexit") else { return }
+        _ = unsafeBitCast(symbol, to: DontAtExit.self)()
+    }
 
     public static func lock() { pthread_mutex_lock(mutex) }
     public static func unlock() { pthread_mutex_unlock(mutex) }
