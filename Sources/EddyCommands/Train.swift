@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
     @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 0 for qr, which regularises by its cut-off --rcond; 1e-10 for the others).") var ridge: Double?
     @Option(help: "Solver: qr (default: a streamed QR factor of the rows, then an SVD of the factor — least-squares accuracy in one pass, 2–3× cholesky's time), cholesky (normal equations G = ΦᵀΦ: fastest, but squares the conditioning; the default with --precision mixed), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String?
     @Option(help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
-    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "Random seed for sampling.") var seed = SeedOption(0)
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
@@ -55,7 +55,7 @@ struct Train: ParsableCommand {
             if config.solver == .qr && precision == "mixed" {
                 throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
             }
-            config.seed = seed
+            config.seed = try seed.value()
             config.dt = dt
             config.randomScale = scale
             config.chunkRows = chunkRows

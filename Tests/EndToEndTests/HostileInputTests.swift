@@ -145,6 +145,13 @@ struct HostileInputTests {
         try expectRefused(control + ["--steps", "10", "--horizon=-1"], in: f.dir, mentions: ["--horizon", "at least 1"])
         try expectRefused(control + ["--steps", "9223372036854775807"], in: f.dir, mentions: ["--steps", "fewer --steps"])
         try expectRefused(control + ["--steps", "10", "--q", "nan,1"], in: f.dir, mentions: ["--q", "finite"])
+        // ISSUE 12: --seed=-1 exited 64 (the argument parser's usage error for a value a UInt64 cannot hold); a seed
+        // is now checked like every other range: exit 1, the option named.
+        let seed = ["--seed", "must be a whole number from 0 to 18446744073709551615"]
+        try expectRefused(control + ["--steps", "10", "--seed=-1"], in: f.dir, mentions: seed + ["'-1'"])
+        try expectRefused(["train", "--data", f.data, "--width", "5", "--seed=-1", "--out", f.dir + "/m2.st"], in: f.dir, mentions: seed)
+        try expectRefused(["generate", "vanderpol", "--steps", "5", "--seed", "18446744073709551616", "--out", f.dir + "/g.csv"], in: f.dir, mentions: seed)
+        try expectRefused(["generate", "tracer", "--steps", "5", "--seed", "x", "--out", f.dir + "/t.nc"], in: f.dir, mentions: seed + ["'x'"])
         let out = f.dir + "/g.csv"
         try expectRefused(["generate", "vanderpol", "--trajectories", "0", "--steps", "5", "--out", out], in: f.dir, mentions: ["--trajectories", "at least 1"])
         try expectRefused(["generate", "vanderpol", "--steps=-5", "--out", out], in: f.dir, mentions: ["--steps", "at least 1"])
