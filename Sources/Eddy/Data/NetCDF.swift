@@ -464,7 +464,8 @@ public final class NetCDFReader: RowReader {
             if points > largest.points { largest = (v.name, points, shape.joined(separator: " × ")) }
         }
         if fewest > Double(maximumElements) {
-            throw EddyError("\(path): the selection has \(count(fewest)) grid points (the largest variable, '\(largest.name)': \(largest.shape)), more than the \(maximumElements) Eddy reads as one state; \(advice)")
+            let atLeast = chosen.contains { $0.dims.contains(where: boxed.contains) } ? "at least " : ""
+            throw EddyError("\(path): the selection has \(atLeast)\(count(fewest)) grid points (the largest variable, '\(largest.name)': \(largest.shape)), more than the \(maximumElements) Eddy reads as one state; \(advice)")
         }
         try MemoryBudget.check(8 * coordinateValues, "\(path): reading the coordinates", breakdown: "\(count(coordinateValues)) values",
                                advice: advice)
