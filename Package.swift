@@ -48,7 +48,7 @@ let package = Package(
         // MARK: Tests
         .target(name: "EddyTestSupport", dependencies: ["Eddy"], path: "Tests/EddyTestSupport"),
         .testTarget(name: "EddyTests", dependencies: ["Eddy", "EddyTestSupport", "CNetCDF"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Eddy", "EddyTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Eddy", "EddyTestSupport", "CNetCDF"]),
         .testTarget(name: "EddyOpenCLTests", dependencies: ["Eddy", "EddyOpenCL", "EddyTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
@@ -64,7 +64,7 @@ if Context.environment["EDDY_FUZZ"] == "1" {
     package.products = []
     package.dependencies = []
     for (name, path) in [("FuzzNPY", "Fuzz/NPYFuzzer"), ("FuzzModelFile", "Fuzz/ModelFileFuzzer"), ("FuzzCSV", "Fuzz/CSVFuzzer"),
-                         ("FuzzOptions", "Fuzz/OptionsFuzzer")] {
+                         ("FuzzOptions", "Fuzz/OptionsFuzzer"), ("FuzzNetCDF", "Fuzz/NetCDFFuzzer")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["Eddy"], path: path))
         package.products.append(.executable(name: name, targets: [name]))
     }

@@ -55,7 +55,7 @@ train() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 k, tag, start, end = int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-cpu = r.get("ranks", {}).get("cpuSeconds") or [None]
+cpu = r.get("ranks", {}).get("cpu_seconds") or [None]
 print(json.dumps({"tag": tag, "ranks": k, "solver": r["solver"], "features": r["features"], "pairs": r["pairs"], "wall": end - start,
                   "statistics": r["seconds"].get("statistics"), "accumulate": r["seconds"].get("accumulate"), "merge": r["seconds"].get("merge", 0.0), "cpu": cpu}))
 EOF

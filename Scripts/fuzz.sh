@@ -4,6 +4,7 @@
 #   FuzzNPY        the .npy header parser (NPY.Header.parse)
 #   FuzzModelFile  the model-file reader (ModelFile.read(bytes:)), and the loaded model's accessors
 #   FuzzOptions    the checks every train/sweep option goes through (TrainingConfig/SweepConfig.validate, the memory budget)
+#   FuzzNetCDF     the classic netCDF header parser, then NetCDFReader (libnetcdf) on the same bytes
 # Each must parse or throw EddyError for every input; a trap, crash, leak report, timeout or OOM is a finding.
 #
 # First every saved input under Fuzz/crashes/NAME/ is replayed (regressions: each must now pass), then each fuzzer
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(FuzzCSV FuzzNPY FuzzModelFile FuzzOptions)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(FuzzCSV FuzzNPY FuzzModelFile FuzzOptions FuzzNetCDF)
 export SWIFT_BACKTRACE=enable=no   # libFuzzer reports the crash; Swift's backtracer would only slow it down
 
 echo "fuzz: building ${NAMES[*]} (debug, -sanitize=fuzzer, .build-fuzz/)" >&2

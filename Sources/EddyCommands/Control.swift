@@ -24,7 +24,7 @@ struct ControlCommand: ParsableCommand {
     @Option(help: "State weights q, one per variable (data units).") var q: String?
     @Option(help: "Input weights r, one per input (data units).") var r: String?
     @Option(help: "Initial state, one value per variable (default: random in the system's box, from --seed).") var initial: String?
-    @Option(help: "Seed of the random initial state.") var seed: UInt64 = 0
+    @Option(help: "Seed of the random initial state.") var seed = SeedOption(0)
     @Option(help: "RK4 sub-steps per dt when integrating the true system.") var substeps = 10
     @Option(help: "Write the closed-loop trajectories and inputs of every controller as CSV here.") var out: String?
     @Option(help: "Draw the closed-loop trajectories and inputs as SVG here.") var plot: String?
@@ -69,6 +69,7 @@ struct ControlCommand: ParsableCommand {
                 : try splitList(controller).map { try parseChoice($0, "--controller") }
             if kinds.isEmpty { throw EddyError("--controller: name at least one controller") }
             try checkOptions(variables: n, inputs: m, controllers: kinds.count)
+            let seed = try self.seed.value()
             try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)], inputs: [("--model", model)])
             let file = try readModel(model)
             let ref = try TrackingReference.parse(reference, variables: sys.variableNames)

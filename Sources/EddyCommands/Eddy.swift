@@ -73,6 +73,25 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// A `--seed` as typed, checked by `value()` in the command's body like every other range (exit 1, the option
+/// named), not by the argument parser: for a value its type cannot hold (-1 for a UInt64) the parser exits 64 with a
+/// usage message. Text that is no number at all is a usage error the same way, so it is checked here too.
+struct SeedOption: ExpressibleByArgument, CustomStringConvertible, Sendable {
+    let text: String
+    init(_ value: UInt64) { text = "\(value)" }
+    init?(argument: String) { text = argument }
+    var description: String { text }
+    var defaultValueDescription: String { text }
+
+    func value(_ option: String = "--seed") throws -> UInt64 {
+        guard let v = UInt64(text) else {
+            let shown = text.count > 40 ? String(text.prefix(40)) + "…" : text
+            throw EddyError("\(option) must be a whole number from 0 to \(UInt64.max), got '\(shown)'")
+        }
+        return v
+    }
+}
+
 func splitList(_ s: String) -> [String] {
     s.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
 }

@@ -18,7 +18,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Number of trajectories.") var trajectories = 1
     @Option(help: "Rows written per trajectory.") var steps: Int
     @Option(help: "Time step between rows (default: the system's own, e.g. 0.05 for vanderpol, 0.01 for lorenz63).") var dt: Double?
-    @Option(help: "Random seed for initial conditions and input signals.") var seed: UInt64 = 0
+    @Option(help: "Random seed for initial conditions and input signals.") var seed = SeedOption(0)
     @Option(help: "RK4 sub-steps per time step.") var substeps = 10
     @Option(help: "State dimension of lorenz96.") var dim = 40
     @Option(help: "Initial conditions uniform in [LO, HI] in every variable, as LO,HI (default: the system's own box).") var initialRange: String?
@@ -47,7 +47,7 @@ struct Generate: ParsableCommand {
             }
             var options = GenerateOptions(system: name, trajectories: trajectories, steps: steps)
             options.dt = dt
-            options.seed = seed
+            options.seed = try seed.value()
             options.substeps = substeps
             options.dimension = dim
             options.transient = transient
@@ -100,7 +100,7 @@ struct Generate: ParsableCommand {
         var options = TracerOptions(steps: steps)
         options.latitudes = lat
         options.longitudes = lon
-        options.seed = seed
+        options.seed = try seed.value()
         options.blobRate = blobRate
         let summary = try generating { try generateTracerField(options, to: out, progress: $0) }
         if json {

@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
     @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 0 for qr, which regularises by its cut-off --rcond; 1e-10 for the others).") var ridge: Double?
     @Option(help: "Solver: qr (default: a streamed QR factor of the rows, then an SVD of the factor — least-squares accuracy in one pass, 2–3× cholesky's time), cholesky (normal equations G = ΦᵀΦ: fastest, but squares the conditioning; the default with --precision mixed), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String?
     @Option(help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
-    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "Random seed for sampling.") var seed = SeedOption(0)
     @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
     @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
@@ -59,7 +59,7 @@ struct Train: ParsableCommand {
             if config.solver == .qr && precision == "mixed" {
                 throw EddyError("--precision \(precision) does not apply to --solver qr: the factor is computed from rows in double precision")
             }
-            config.seed = seed
+            config.seed = try seed.value()
             config.dt = dt
             config.randomScale = scale
             config.chunkRows = chunkRows
@@ -95,6 +95,8 @@ struct Train: ParsableCommand {
             let ranks = !(Processes.group is SingleProcess) ? try Processes.gather(Format.fixed(processCPUSeconds(), 3)).map { Double($0) ?? .nan } : []
             for w in report.warnings { printError("eddy: warning: \(w)") }
             let s = report.statistics
+            let filled = report.fill.summary.map { "--fill-gaps \(config.data.fillGaps) filled \($0) by linear interpolation" }
+            if let filled { printError("eddy: note: \(filled)") }
             if json {
                 let m = model.metadata
                 let rcondJSON: JSON = m.rcond.map { .number($0) } ?? .null
@@ -108,11 +110,13 @@ struct Train: ParsableCommand {
                     "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
                     "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
                     "warnings": .array(report.warnings.map { .string($0) }),
+                    "filled_rows": .int(report.fill.rows), "filled_gaps": .int(report.fill.gaps), "longest_filled_gap": .int(report.fill.longest),
                 ] + pcaJSON(model) + (ranks.isEmpty ? [] : [("ranks", .object([("count", .int(ranks.count)),
-                                                                                 ("cpuSeconds", .array(ranks.map { .number($0) }))]))])).text)
+                                                                                 ("cpu_seconds", .array(ranks.map { .number($0) }))]))])).text)
             } else {
                 print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
                 if let line = pcaLine(model) { print(line) }
+                if let filled { print(filled) }
                 if model.metadata.solver == .qr {
                     let m = model.metadata
                     print("solver qr, ridge α = \(Format.general(config.ridge)), cut-off rcond = \(Format.scientific(m.rcond ?? 0)): \(m.dropped ?? 0) of \(model.layout.featureCount) directions dropped; condition of Φ ≈ \(Format.scientific(report.condition)); residual RMS \(Format.scientific(m.residual ?? .nan)) (standardised)")

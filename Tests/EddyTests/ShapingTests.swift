@@ -142,4 +142,48 @@ struct ShapingTests {
             #expect(abs(f[h] - truth) < 0.05, "step \(h + 1): \(f[h]) vs \(truth)")
         }
     }
+
+    /// ISSUE 12: `--fill-gaps` synthesised 10⁷ rows silently. The fills are counted (rows, gaps, the longest and
+    /// where it ends) and capped: at most as many rows filled as read, refused before a huge gap is interpolated.
+    @Test func gapFillingIsReportedAndCapped() throws {
+        let dir = try scratch("eddy-fill")
+        let path = dir + "/gaps.csv"
+        try writeText("t,x\n0,0\n1,1\n4,4\n5,5\n6,6\n8,8\n9,9\n", path)
+        var spec = DataSpec(path: path)
+        spec.fillGaps = 3
+        let reader = try DataSource.open(spec)
+        var rows = 0
+        while let b = try reader.next() { rows += b.rowCount }
+        #expect(rows == 10)
+        var expected = FillReport()
+        expected.rows = 3; expected.gaps = 2; expected.longest = 2; expected.longestEndsAt = 4; expected.longestTime = 4; expected.longestPath = path
+        #expect(reader.fill == expected)
+        #expect(reader.fill.summary == "3 rows in 2 gaps (the longest, 2 rows, before \(path):4 (time 4))")
+
+        // A gap of 10⁷ steps is refused at once, naming the line that ends it.
+        let huge = dir + "/huge.csv"
+        try writeText("t,x\n0,0\n1,1\n2,2\n10000003,3\n10000004,4\n", huge)
+        spec = DataSpec(path: huge)
+        spec.fillGaps = 100_000_000
+        let start = Date()
+        do {
+            _ = try readAll(spec)
+            Issue.record("a 10⁷-row gap was filled")
+        } catch let e as EddyError {
+            #expect(e.message == "\(huge):5: --fill-gaps 100000000 would fill 10000000 rows in 1 gap, more than the 4 rows read so far (at most as many rows are filled as read); the longest gap, 10000000 rows, ends here (time 10000003); use a smaller --fill-gaps (longer gaps then split the trajectory)", "\(e.message)")
+        }
+        #expect(Date().timeIntervalSince(start) < 2, "refused before the rows are made")
+
+        // Under the running allowance but more than the data at the end: refused when the data end.
+        let late = dir + "/late.csv"
+        try writeText("t,x\n0,0\n1,1\n40,40\n41,41\n", late)
+        spec = DataSpec(path: late)
+        spec.fillGaps = 100
+        do {
+            _ = try readAll(spec)
+            Issue.record("38 filled rows for 4 read were accepted")
+        } catch let e as EddyError {
+            #expect(e.message.hasPrefix("\(late):4: --fill-gaps 100 would fill 38 rows in 1 gap, more than the 4 rows read so far"), "\(e.message)")
+        }
+    }
 }

@@ -1,3 +1,5 @@
+import CNetCDF
+import Eddy
 import EddyTestSupport
 import Foundation
 import Testing
@@ -21,10 +23,11 @@ struct HostileInputTests {
     }
 
     /// Runs `eddy`, killing it after `timeout` seconds (a hang is a failure, not a stuck test run).
-    static func run(_ arguments: [String], timeout: Double = 120) throws -> Outcome {
+    static func run(_ arguments: [String], timeout: Double = 120, environment: [String: String] = [:]) throws -> Outcome {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: eddyBinary)
         p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -67,9 +70,10 @@ struct HostileInputTests {
 
     /// Expects a refusal: exit status 1 by exit (no signal, no hang), one `eddy: error:` naming `mentions`, and the
     /// folder (inputs and all) exactly as it was.
-    func expectRefused(_ arguments: [String], in dir: String, mentions: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectRefused(_ arguments: [String], in dir: String, mentions: [String], environment: [String: String] = [:],
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
         let before = try Self.snapshot(dir)
-        let r = try Self.run(arguments)
+        let r = try Self.run(arguments, environment: environment)
         let command = arguments.joined(separator: " ")
         #expect(!r.timedOut, "hang: \(command)", sourceLocation: sourceLocation)
         #expect(!r.signalled, "ended by signal \(r.status): \(command)\n\(r.stderr.prefix(2000))", sourceLocation: sourceLocation)
@@ -141,6 +145,13 @@ struct HostileInputTests {
         try expectRefused(control + ["--steps", "10", "--horizon=-1"], in: f.dir, mentions: ["--horizon", "at least 1"])
         try expectRefused(control + ["--steps", "9223372036854775807"], in: f.dir, mentions: ["--steps", "fewer --steps"])
         try expectRefused(control + ["--steps", "10", "--q", "nan,1"], in: f.dir, mentions: ["--q", "finite"])
+        // ISSUE 12: --seed=-1 exited 64 (the argument parser's usage error for a value a UInt64 cannot hold); a seed
+        // is now checked like every other range: exit 1, the option named.
+        let seed = ["--seed", "must be a whole number from 0 to 18446744073709551615"]
+        try expectRefused(control + ["--steps", "10", "--seed=-1"], in: f.dir, mentions: seed + ["'-1'"])
+        try expectRefused(["train", "--data", f.data, "--width", "5", "--seed=-1", "--out", f.dir + "/m2.st"], in: f.dir, mentions: seed)
+        try expectRefused(["generate", "vanderpol", "--steps", "5", "--seed", "18446744073709551616", "--out", f.dir + "/g.csv"], in: f.dir, mentions: seed)
+        try expectRefused(["generate", "tracer", "--steps", "5", "--seed", "x", "--out", f.dir + "/t.nc"], in: f.dir, mentions: seed + ["'x'"])
         let out = f.dir + "/g.csv"
         try expectRefused(["generate", "vanderpol", "--trajectories", "0", "--steps", "5", "--out", out], in: f.dir, mentions: ["--trajectories", "at least 1"])
         try expectRefused(["generate", "vanderpol", "--steps=-5", "--out", out], in: f.dir, mentions: ["--steps", "at least 1"])
@@ -339,6 +350,110 @@ struct HostileInputTests {
         try expectRefused(["evaluate", "--model", f.model, "--data", ncFifo, "--horizon", "5"], in: f.dir, mentions: ["--data", ncFifo, "FIFO"])
         try expectRefused(["forecast", "--model", f.model, "--data", ncFifo, "--horizon", "5", "--out", f.dir + "/f.csv"], in: f.dir,
                           mentions: ["--data", ncFifo, "FIFO"])
+    }
+
+    // MARK: - Gap filling
+
+    /// ISSUE 12: `--fill-gaps` synthesised 10⁷ rows silently. The fills are reported (stdout, JSON, a note on
+    /// stderr) and capped: a gap that would fill more rows than were read is refused, naming its line.
+    @Test func fillGapsAreReportedAndCapped() throws {
+        let dir = try scratch("hostile-fill")
+        let data = dir + "/gaps.csv"
+        var text = "t,x,y\n"
+        for t in 0..<80 where ![10, 11, 30, 50, 51, 52].contains(t) { text += "\(t),\(sin(0.3 * Double(t))),\(cos(0.3 * Double(t)))\n" }
+        try writeText(text, data)
+        let json = try Self.run(train(data, dir, ["--fill-gaps", "3", "--json"]))
+        #expect(json.status == 0, "\(json.stderr)")
+        #expect(json.stdout.contains("\"filled_rows\":6") && json.stdout.contains("\"filled_gaps\":3") && json.stdout.contains("\"longest_filled_gap\":3"),
+                "\(json.stdout)")
+        #expect(json.stderr.contains("eddy: note: --fill-gaps 3 filled 6 rows in 3 gaps (the longest, 3 rows, before \(data):49 (time 53)) by linear interpolation"),
+                "\(json.stderr)")
+        let plain = try Self.run(train(data, dir, ["--fill-gaps", "3"]))
+        #expect(plain.status == 0 && plain.stdout.contains("--fill-gaps 3 filled 6 rows in 3 gaps"), "\(plain.stdout)")
+        try FileManager.default.removeItem(atPath: dir + "/m.safetensors")
+        let huge = dir + "/huge.csv"
+        try writeText("t,x\n0,0\n1,1\n2,2\n10000003,3\n10000004,4\n", huge)
+        let start = Date()
+        try expectRefused(train(huge, dir, ["--fill-gaps", "100000000"]), in: dir,
+                          mentions: [huge + ":5:", "--fill-gaps 100000000 would fill 10000000 rows", "use a smaller --fill-gaps"])
+        #expect(Date().timeIntervalSince(start) < 30)
+    }
+
+    // MARK: - Hostile netCDF
+
+    /// ISSUE 12: a truncated classic netCDF was read with zeros for the missing bytes; refused now, from its header.
+    @Test func truncatedClassicNetCDFIsRefused() throws {
+        let dir = try scratch("hostile-nc")
+        let bytes = ClassicNetCDFBuilder.field(steps: 40).bytes()
+        let path = dir + "/cut.nc"
+        try Data(bytes.dropLast(100)).write(to: URL(fileURLWithPath: path))
+        try expectRefused(train(path, dir), in: dir,
+                          mentions: [path + ": truncated: the header declares 40 records of 56 bytes (needs \(bytes.count) bytes) but the file has \(bytes.count - 100) bytes"])
+        let field = ClassicNetCDFBuilder.field(steps: 40)
+        try Data(field.bytes(replacing: ["numrecs": field.field(0xFFFF_FFFF)])).write(to: URL(fileURLWithPath: dir + "/streaming.nc"))
+        try expectRefused(train(dir + "/streaming.nc", dir), in: dir, mentions: [dir + "/streaming.nc: classic netCDF header, byte 4:", "STREAMING"])
+    }
+
+    /// ISSUE 12: a 12 KB netCDF-4 declaring 10⁸ points allocated 2 GB before failing; now refused with the sizes
+    /// before anything is allocated, and a selection past the memory budget (EDDY_MEMORY_LIMIT) too.
+    @Test func netCDF4DeclaringHugeSizesIsRefusedFirst() throws {
+        let dir = try scratch("hostile-nc4")
+        let path = dir + "/huge.nc"
+        let status = NetCDFLibrary.locked { () -> Int32 in
+            var nc: Int32 = 0, time: Int32 = 0, x: Int32 = 0, tv: Int32 = 0, v: Int32 = 0
+            var r = nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc)
+            r |= nc_def_dim(nc, "time", 3, &time)
+            r |= nc_def_dim(nc, "x", 100_000_000, &x)
+            r |= nc_def_var(nc, "time", NC_DOUBLE, 1, [time], &tv)
+            r |= nc_def_var(nc, "v", NC_DOUBLE, 2, [time, x], &v)
+            r |= nc_def_var_chunking(nc, v, NC_CHUNKED, [1, 4096])
+            r |= nc_enddef(nc)
+            r |= nc_put_var_double(nc, tv, [0, 1, 2])
+            return r | nc_close(nc)
+        }
+        try #require(status == NC_NOERR)
+        try expectRefused(train(path, dir), in: dir, mentions: [path + ": dimension 'x' has 100000000 points", "--nc-box, --nc-levels or --nc-variables"])
+        // A real grid (200 × 400 points) under a 4 MiB budget: sized and refused before the names are made.
+        let grid = dir + "/grid.nc"
+        let g = try Self.run(["generate", "tracer", "--lat", "200", "--lon", "400", "--steps", "2", "--out", grid])
+        try #require(g.status == 0, "\(g.stderr)")
+        try expectRefused(train(grid, dir), in: dir, mentions: [grid + ": reading the selection needs", "80000 grid points", "EDDY_MEMORY_LIMIT", "--nc-box"],
+                          environment: ["EDDY_MEMORY_LIMIT": "4M"])
+    }
+
+    // MARK: - A full disk
+
+    /// ISSUE 12: when the disk filled while `generate tracer` wrote netCDF, the error was printed, then HDF5
+    /// segfaulted at exit (its exit handler closing the file libnetcdf had left half closed); with the end of the
+    /// definitions failing, `nc_abort` itself crashed. A file-size limit (`ulimit -f`, SIGXFSZ ignored, so writes
+    /// fail with EFBIG as on a full disk; no root needed) fails the header (2 KB), or the close (64 KB): exit 1, the
+    /// message, nothing left behind.
+    @Test(arguments: [2, 64])
+    func fileSizeLimitWhileWritingNetCDF(kilobytes: Int) throws {
+        let dir = try scratch("hostile-full")
+        let out = dir + "/field.nc"
+        let r = try runProcess("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f \(kilobytes); exec \"$0\" \"$@\"", eddyBinary,
+                                             "generate", "tracer", "--lat", "32", "--lon", "64", "--steps", "200", "--out", out],
+                               environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(r.status == 1, "exit status \(r.status) (139 or 11: the segfault): \(r.stderr.prefix(500))")
+        #expect(r.stderr.hasPrefix("eddy: error: \(out): cannot finish the \(kilobytes == 2 ? "header" : "file")") && r.stderr.contains("is the disk full"),
+                "\(r.stderr.prefix(500))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "nothing left behind")
+    }
+
+    /// The same on a real full disk: a 200 KB tmpfs. Mounting needs root (and a container that allows it); skipped
+    /// otherwise — the file-size limit above covers the same failure without privileges.
+    @Test func fullTmpfsWhileWritingNetCDF() throws {
+        guard getuid() == 0 else { return }
+        let dir = try scratch("hostile-tmpfs")
+        guard try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=200k", "tmpfs", dir]).status == 0 else { return }
+        defer { _ = try? runProcess("/bin/umount", [dir]) }
+        let out = dir + "/field.nc"
+        let r = try runProcess(eddyBinary, ["generate", "tracer", "--lat", "32", "--lon", "64", "--steps", "200", "--out", out],
+                               environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(r.status == 1, "exit status \(r.status): \(r.stderr.prefix(500))")
+        #expect(r.stderr.contains("eddy: error: \(out): cannot finish the file"), "\(r.stderr.prefix(500))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "nothing left behind")
     }
 
     // MARK: - OpenCL drivers that crash or hang

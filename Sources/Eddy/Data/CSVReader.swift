@@ -24,6 +24,7 @@ public final class CSVReader: RowReader {
     public var timesAreDates: Bool { dates ?? false }
     private var dates: Bool?          // decided on the first row with a time
     public var filledGaps: Int { shaper.filledGaps }
+    public var fill: FillReport { shaper.fill }
 
     private let spec: DataSpec
     private let file: InputFile
@@ -87,7 +88,7 @@ public final class CSVReader: RowReader {
                 if pivotIndex >= rows.count {
                     done = true
                     pivoted = []
-                    shaper.finish()
+                    try shaper.finish()
                     continue
                 }
                 pivotIndex += 1
@@ -96,7 +97,7 @@ public final class CSVReader: RowReader {
             }
             guard let line = try lines.next() else {
                 done = true
-                shaper.finish()
+                try shaper.finish()
                 if lineNumber == 1 { throw EddyError("\(path): header only, no data rows") }
                 continue
             }

@@ -68,12 +68,15 @@ public protocol RowReader: AnyObject {
     var validCounts: [Int] { get }
     /// The time column holds dates (ISO 8601, or CF time units): forecasts write their times as dates.
     var timesAreDates: Bool { get }
+    /// What `--fill-gaps` filled so far.
+    var fill: FillReport { get }
     func next() throws -> RowBlock?
 }
 
 extension RowReader {
     public var width: Int { variableNames.count + inputNames.count }
     public var timesAreDates: Bool { false }
+    public var fill: FillReport { FillReport() }
 }
 
 public enum DataSource {

@@ -358,6 +358,7 @@ public final class ProjectedReader: RowReader {
     public var inputNames: [String] { inner.inputNames }
     public var inferredDt: Double? { inner.inferredDt }
     public var timesAreDates: Bool { inner.timesAreDates }
+    public var fill: FillReport { inner.fill }
     /// Every component is valid where every column is: the columns' smallest count.
     public var validCounts: [Int] {
         let v = inner.validCounts, n = basis.columns

@@ -213,6 +213,7 @@ public final class NPYReader: RowReader {
     private let selection: ColumnSelection
     private let shaper: RowShaper
     private var builder: BlockBuilder { shaper.builder }
+    public var fill: FillReport { shaper.fill }
     private var episode = 0
     private var step = 0
 
@@ -288,7 +289,7 @@ public final class NPYReader: RowReader {
             if step == steps {
                 step = 0
                 episode += 1
-                shaper.finish()
+                try shaper.finish()
             }
         }
     }
@@ -311,6 +312,12 @@ public final class DirectoryReader: RowReader {
     private var index = 0
     private var current: RowReader?
     public let timesAreDates: Bool
+    private var finishedFill = FillReport()
+    public var fill: FillReport {
+        var f = finishedFill
+        if let c = current { f.add(c.fill) }
+        return f
+    }
 
     public init(spec: DataSpec) throws {
         path = spec.path
@@ -359,6 +366,7 @@ public final class DirectoryReader: RowReader {
                 return block
             }
             finishedCounts = validCounts
+            finishedFill = fill
             current = nil
             index += 1
         }

@@ -11,8 +11,24 @@ public enum NetCDFLibrary {
     nonisolated(unsafe) private static let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
         let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(m, nil)
+        // Every libnetcdf call holds the lock, so this runs before HDF5 starts.
+        skipHDF5Termination()
         return m
     }()
+
+    /// HDF5 installs an exit handler that closes every HDF5 object still open. When the disk fills (or a file-size
+    /// limit is hit) while a netCDF-4 file is written, the flush inside `nc_close` fails and libnetcdf leaves the file
+    /// and its datasets open, half closed (HDF5 still counts 1 file and 14 objects for `generate tracer`'s file);
+    /// `nc_abort` fails the same way. At exit that handler closes them again and dereferences a null pointer in
+    /// `H5F__close_cb` (HDF5 1.10.8): the error was printed, then the process segfaulted. Eddy closes (or, on an
+    /// error, aborts) every file it opens itself, and a half-closed one is to be discarded anyway, so the handler
+    /// has nothing to do: `H5dont_atexit`, called before HDF5's first use, turns it off. HDF5 is found at run time
+    /// among the loaded libraries (as `silenceHDF5` finds it); without it this does nothing.
+    static func skipHDF5Termination() {
+        typealias DontAtExit = @convention(c) () -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "H5dont_atexit") else { return }
+        _ = unsafeBitCast(symbol, to: DontAtExit.self)()
+    }
 
     public static func lock() { pthread_mutex_lock(mutex) }
     public static func unlock() { pthread_mutex_unlock(mutex) }
@@ -68,6 +84,7 @@ public final class NetCDFReader: RowReader {
     public private(set) var timesAreDates = false
     public var filledRows: Int { shaper.filledRows }
     public var filledGaps: Int { shaper.filledGaps }
+    public var fill: FillReport { shaper.fill }
     /// Every flattened element in the documented order (before `columns`/`inputs` pick among them).
     public let elementNames: [String]
     /// The number of time steps in the file.
@@ -105,6 +122,14 @@ public final class NetCDFReader: RowReader {
         let path = spec.path
         if !FileSystem.exists(path) { throw EddyError("\(path): no such file") }
         if FileSystem.isDirectory(path) { throw EddyError("\(path): is a directory, expected a NetCDF file") }
+        // A classic file's header is parsed and checked here first: libnetcdf trusts its counts, and reads the
+        // missing bytes of a truncated file as zeros. (netCDF-4 files are HDF5, whose own library reads them.)
+        do {
+            let file = try InputFile(path: path)
+            if ClassicNetCDFHeader.isClassic(file.readBytes(4)) {
+                try ClassicNetCDFHeader.read(file).checkLength(file.size, path: path)
+            }
+        }
         NetCDFLibrary.lock()
         defer { NetCDFLibrary.unlock() }
         NetCDFLibrary.silenceHDF5()
@@ -186,6 +211,20 @@ public final class NetCDFReader: RowReader {
             }
             // The selected indices of every dimension used by the chosen variables.
             let used = Set(chosen.flatMap { infos[$0].dims }).subtracting([timeDim]).sorted()
+            for v in chosen {
+                if infos[v].dims.filter({ $0 == timeDim }).count > 1 {
+                    throw EddyError("\(path): variable '\(infos[v].name)' has the time dimension '\(dimNames[timeDim])' more than once; expected it once")
+                }
+                if let d = infos[v].dims.first(where: { $0 != timeDim && dimLengths[$0] == 0 }) {
+                    throw EddyError("\(path): variable '\(infos[v].name)' has no values: its dimension '\(dimNames[d])' is empty (length 0); leave it out with --nc-variables")
+                }
+            }
+            // Sized before anything is read: a small netCDF-4 file can declare dimensions of any length.
+            try NetCDFReader.checkDeclaredSizes(path: path, chosen: chosen.map { (infos[$0].name, infos[$0].dims) }, timeDim: timeDim,
+                                                dimNames: dimNames, dimLengths: dimLengths, levels: spec.ncLevels, box: spec.ncBox != nil,
+                                                coordinates: Set((0..<dimNames.count).filter { d in
+                                                    infos.contains { $0.name == dimNames[d] && $0.dims == [d] && numeric($0.type) }
+                                                }))
             var selection: [Int: [Int]] = [:]
             var coordinates: [Int: [Double]] = [:]
             var sawLevel = false, sawLat = false, sawLon = false
@@ -232,6 +271,10 @@ public final class NetCDFReader: RowReader {
                 }
                 if box.latMin > box.latMax { throw EddyError("\(path): the lat/lon box has latMin \(box.latMin) > latMax \(box.latMax)") }
             }
+
+            // The selection is known: its size, and the memory of the names and buffers, before they are made.
+            try NetCDFReader.checkSelection(path: path, chosen: chosen.map { (infos[$0].name, infos[$0].dims) }, timeDim: timeDim,
+                                            dimNames: dimNames, selection: selection)
 
             // Read plans and names.
             var plans: [Plan] = []
@@ -356,7 +399,9 @@ public final class NetCDFReader: RowReader {
                 var start = p.start, count = p.count
                 start[p.timeAxis] = step
                 count[p.timeAxis] = 1
-                let n = count.reduce(1, *)
+                guard let n = CheckedSize.product(count) else {   // sized by checkSelection; never trust it blindly
+                    throw EddyError("\(path): the hyperslab of '\(p.name)' (\(count.map(String.init).joined(separator: " × "))) overflows")
+                }
                 if buffer.count < n { buffer = [Double](repeating: 0, count: n) }
                 let s = nc_get_vara_double(ncid, p.varid, start, count, &buffer)
                 if s != NC_NOERR {
@@ -375,9 +420,91 @@ public final class NetCDFReader: RowReader {
             for (k, v) in row.enumerated() where !v.isNaN { counts[k] += 1 }
             try shaper.add(RawRow(episode: "0", time: times?[step], values: row, line: step))
             step += 1
-            if step == steps { shaper.finish() }
+            if step == steps { try shaper.finish() }
         }
     }
+
+    /// The most grid points read as one state (2²⁴ = 16.8 M; e.g. a 0.25° global grid at 16 levels). Training needs
+    /// at least a few hundred bytes per point even with `--pca` (the randomized EOFs hold n × (K + 10) doubles three
+    /// times over, the names table another ~100 bytes), so more than this is beyond any machine Eddy runs on; and
+    /// a 12 KB netCDF-4 file can declare 10⁸ points, which must be refused before anything is allocated.
+    public static let maximumElements = 1 << 24
+
+    static let advice = "select fewer points with --nc-box, --nc-levels or --nc-variables"
+
+    /// Before any coordinate is read: no dimension of the chosen variables longer than `maximumElements`, a state
+    /// no larger even if a lat/lon box kept a single point, and the coordinate arrays within the memory budget.
+    static func checkDeclaredSizes(path: String, chosen: [(name: String, dims: [Int])], timeDim: Int, dimNames: [String], dimLengths: [Int],
+                                   levels: [Int]?, box: Bool, coordinates: Set<Int>) throws {
+        var coordinateValues = 0.0
+        for d in Set(chosen.flatMap(\.dims)).sorted() {
+            if d == timeDim {
+                if coordinates.contains(d) { coordinateValues += Double(dimLengths[d]) }
+                continue
+            }
+            if dimLengths[d] > maximumElements {
+                throw EddyError("\(path): dimension '\(dimNames[d])' has \(dimLengths[d]) points, more than the \(maximumElements) Eddy reads (as one state, or along one dimension); \(advice)")
+            }
+            // Its coordinate values and the list of its indices.
+            coordinateValues += Double(dimLengths[d]) * (coordinates.contains(d) ? 2 : 1)
+        }
+        // The fewest points the selection can have: levels as given, a lat/lon box down to one point per dimension.
+        let boxed = box ? Set(dimNames.indices.filter { latNames.contains(dimNames[$0].lowercased()) || lonNames.contains(dimNames[$0].lowercased()) }) : []
+        var fewest = 0.0
+        var largest = (name: "", points: 0.0, shape: "")
+        for v in chosen {
+            var points = 1.0
+            var shape: [String] = []
+            for d in v.dims where d != timeDim {
+                let n = boxed.contains(d) ? 1 : levels != nil && levelNames.contains(dimNames[d].lowercased()) ? levels!.count : dimLengths[d]
+                points *= Double(n)
+                shape.append("\(dimNames[d]) \(n)")
+            }
+            fewest += points
+            if points > largest.points { largest = (v.name, points, shape.joined(separator: " × ")) }
+        }
+        if fewest > Double(maximumElements) {
+            let atLeast = chosen.contains { $0.dims.contains(where: boxed.contains) } ? "at least " : ""
+            throw EddyError("\(path): the selection has \(atLeast)\(count(fewest)) grid points (the largest variable, '\(largest.name)': \(largest.shape)), more than the \(maximumElements) Eddy reads as one state; \(advice)")
+        }
+        try MemoryBudget.check(8 * coordinateValues, "\(path): reading the coordinates", breakdown: "\(count(coordinateValues)) values",
+                               advice: advice)
+    }
+
+    /// With the selection made: at most `maximumElements` points, and the names table, the offsets and one time
+    /// step's hyperslab (the bounding box of the selection) within the memory budget.
+    static func checkSelection(path: String, chosen: [(name: String, dims: [Int])], timeDim: Int, dimNames: [String], selection: [Int: [Int]]) throws {
+        var elements = 0.0, nameBytes = 0.0, slab = 0.0
+        var largest = (name: "", points: 0.0, shape: "")
+        for v in chosen {
+            var points = 1.0, box = 1.0
+            var nameLength = Double(v.name.utf8.count) + 2
+            var shape: [String] = []
+            for d in v.dims where d != timeDim {
+                let sel = selection[d] ?? []
+                points *= Double(sel.count)
+                box *= Double((sel.max() ?? 0) - (sel.min() ?? 0) + 1)
+                nameLength += Double(dimNames[d].utf8.count) + 24   // "NAME=VALUE:" with a value of up to 22 characters
+                shape.append("\(dimNames[d]) \(sel.count)")
+            }
+            elements += points
+            nameBytes += points * nameLength
+            slab = max(slab, box)
+            if points > largest.points { largest = (v.name, points, shape.joined(separator: " × ")) }
+        }
+        if elements > Double(maximumElements) {
+            throw EddyError("\(path): the selection has \(count(elements)) grid points (the largest variable, '\(largest.name)': \(largest.shape)), more than the \(maximumElements) Eddy reads as one state; \(advice)")
+        }
+        // Names are built twice over (the labels being extended, then the table), each a 16-byte String with its
+        // own allocation (rounded to 16, and malloc's 16 more) for names past 15 bytes; offsets twice, the row once.
+        let names = 2 * (nameBytes + 48 * elements)
+        let bytes = names + 8 * (3 * elements + slab)
+        try MemoryBudget.check(bytes, "\(path): reading the selection",
+                               breakdown: "\(count(elements)) grid points: names \(MemoryBudget.format(names)), one time step's hyperslab \(MemoryBudget.format(8 * slab)), offsets and the row \(MemoryBudget.format(24 * elements))",
+                               advice: advice)
+    }
+
+    static func count(_ x: Double) -> String { x < 1e15 ? "\(Int(x))" : Format.scientific(x, 1) }
 
     /// The netCDF default fill value for doubles (`NC_FILL_DOUBLE`).
     static let defaultFill = 9.9692099683868690e+36

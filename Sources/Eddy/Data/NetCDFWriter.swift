@@ -2,11 +2,19 @@ import CNetCDF
 
 /// Writes a netCDF-4 file through libnetcdf, atomically: the library writes a temporary file beside the target,
 /// and `commit()` closes it and renames it into place; dropped without `commit()`, nothing is left behind.
-/// Every call holds `NetCDFLibrary`'s lock.
+/// Every call holds `NetCDFLibrary`'s lock. The netCDF id is released at most once: `nc_close` in `commit()`, or
+/// `nc_abort` when the writer is dropped after a definition error (a bad name or dimension; the file is discarded).
+/// After a failed write, end of definitions or close (a full disk, a file-size limit: HDF5 could not flush), the id
+/// is left alone: libnetcdf leaves the HDF5 file half closed, and closing or aborting it then crashes inside HDF5
+/// (`nc_abort` after a failed `nc_enddef` segfaulted in `H5Iget_name`, listing the objects it could not close). The
+/// temporary file is removed all the same, and HDF5's exit handler, which would crash on those objects, is off
+/// (`NetCDFLibrary.skipHDF5Termination`).
 public final class NetCDFWriter {
     public let path: String
     private let file: AtomicFile
     private var ncid: Int32 = -1
+    /// An I/O operation failed: the id must not be used again, not even to abort.
+    private var abandoned = false
 
     public init(path: String) throws {
         self.path = path
@@ -18,13 +26,15 @@ public final class NetCDFWriter {
     }
 
     deinit {
-        if ncid >= 0 { _ = NetCDFLibrary.locked { nc_close(ncid) } }
+        if ncid >= 0 && !abandoned { _ = NetCDFLibrary.locked { nc_abort(ncid) } }
     }
 
-    private func check(_ status: Int32, _ what: String) throws {
+    /// `io`: the call writes to the file (end of definitions, data, close), so its failure abandons the id.
+    private func check(_ status: Int32, _ what: String, io: Bool = false) throws {
         guard status == NC_NOERR else {
+            if io { abandoned = true }
             let reason = NetCDFLibrary.locked { String(cString: nc_strerror(status)) }
-            throw EddyError("\(path): \(what) (netCDF: \(reason))")
+            throw EddyError("\(path): \(what) (netCDF: \(reason)\(io && status == NC_EHDFERR ? "; HDF5 could not write: is the disk full, or a file-size limit reached?" : ""))")
         }
     }
 
@@ -54,25 +64,26 @@ public final class NetCDFWriter {
     }
 
     public func endDefinitions() throws {
-        try check(NetCDFLibrary.locked { nc_enddef(ncid) }, "cannot finish the header")
+        try check(NetCDFLibrary.locked { nc_enddef(ncid) }, "cannot finish the header", io: true)
     }
 
     /// Values of the hyperslab `start`/`count` (C order).
     public func put(_ variable: Int32, start: [Int], count: [Int], _ values: [Double]) throws {
         precondition(values.count == count.reduce(1, *))
-        try check(NetCDFLibrary.locked { nc_put_vara_double(ncid, variable, start, count, values) }, "cannot write data")
+        try check(NetCDFLibrary.locked { nc_put_vara_double(ncid, variable, start, count, values) }, "cannot write data", io: true)
     }
 
     public func put(_ variable: Int32, start: [Int], count: [Int], ints values: [Int32]) throws {
         precondition(values.count == count.reduce(1, *))
-        try check(NetCDFLibrary.locked { nc_put_vara_int(ncid, variable, start, count, values) }, "cannot write data")
+        try check(NetCDFLibrary.locked { nc_put_vara_int(ncid, variable, start, count, values) }, "cannot write data", io: true)
     }
 
     /// Closes the file and moves it into place.
     public func commit() throws {
+        precondition(ncid >= 0 && !abandoned, "NetCDFWriter.commit() after a failed write or a commit")
         let status = NetCDFLibrary.locked { nc_close(ncid) }
         ncid = -1
-        try check(status, "cannot finish the file")
+        try check(status, "cannot finish the file", io: true)
         try file.commit()
     }
 }

@@ -121,6 +121,37 @@ struct RawRow {
     var line: Int
 }
 
+/// What `--fill-gaps` made up: rows interpolated, in how many gaps, and the longest gap (its rows, and the line,
+/// or the time step of a NetCDF file, of the row that ends it).
+public struct FillReport: Sendable, Equatable {
+    public var rows = 0
+    public var gaps = 0
+    public var longest = 0
+    public var longestEndsAt = 0
+    public var longestTime: Double?
+    public var longestPath = ""
+
+    public init() {}
+
+    public mutating func add(_ other: FillReport) {
+        rows += other.rows
+        gaps += other.gaps
+        if other.longest > longest {
+            (longest, longestEndsAt, longestTime, longestPath) = (other.longest, other.longestEndsAt, other.longestTime, other.longestPath)
+        }
+    }
+
+    /// "3 rows in 2 gaps (the longest, 2 rows, before data.csv:41)", nil when nothing was filled.
+    /// A time as it reads best: whole numbers without a decimal point.
+    static func text(_ t: Double) -> String { t == t.rounded() && abs(t) < 1e15 ? "\(Int(t))" : "\(t)" }
+
+    public var summary: String? {
+        guard rows > 0 else { return nil }
+        let time = longestTime.map { " (time \(FillReport.text($0)))" } ?? ""
+        return "\(rows) row\(rows == 1 ? "" : "s") in \(gaps) gap\(gaps == 1 ? "" : "s") (the longest, \(longest) row\(longest == 1 ? "" : "s"), before \(longestPath):\(longestEndsAt)\(time))"
+    }
+}
+
 /// Turns raw rows into blocks: a time window (`from`, `until`), segment breaks where time jumps or values are
 /// missing, optional linear interpolation of gaps of at most `fillGaps` steps (counted and reported), and the
 /// calendar inputs appended after the data's own inputs.
@@ -133,8 +164,14 @@ final class RowShaper {
     let until: Double?
     var dt: Double?
     let builder: BlockBuilder
-    private(set) var filledRows = 0
-    private(set) var filledGaps = 0
+    private(set) var fill = FillReport()
+    var filledRows: Int { fill.rows }
+    var filledGaps: Int { fill.gaps }
+    /// Rows read into the shaper (inside the time window): filled rows may be at most as many.
+    private(set) var rowsRead = 0
+    /// Filled rows may run ahead of the rows read by this many while reading (a gap early in the data waits for the
+    /// rows after it); at the end they may not exceed the rows read.
+    static let fillSlack = 4096
 
     private var episode: String?
     private var last: (index: Int, time: Double?, values: [Double])?
@@ -167,16 +204,25 @@ final class RowShaper {
             counter = 0
         }
         if let t = row.time {
+            if !t.isFinite {
+                throw EddyError.at(path, line: row.line, "time \(t) is not a finite number; expected a date or a number")
+            }
             if let f = from, t < f { breakSegment(); return }
             if let u = until, t >= u { breakSegment(); return }
         }
+        rowsRead += 1
         // The row's position on the time axis of its segment.
         let index: Int
         if let t = row.time {
             if let prev = last?.time ?? pending.values.compactMap(\.time).max(), t <= prev {
                 throw EddyError.at(path, line: row.line, "time \(Format.general(t, 10)) does not increase (previous row: \(Format.general(prev, 10))); rows of one episode must be in time order")
             }
-            if dt == nil, let prev = last?.time { dt = t - prev }
+            if dt == nil, let prev = last?.time {
+                guard (t - prev).isFinite else {
+                    throw EddyError.at(path, line: row.line, "the time step from \(Format.general(prev, 10)) to \(Format.general(t, 10)) is too large to represent")
+                }
+                dt = t - prev
+            }
             guard let step = dt else {
                 // The first row: its time sets the origin.
                 origin = t
@@ -186,8 +232,8 @@ final class RowShaper {
             if origin == nil { origin = t }
             let exact = (t - origin!) / step
             let rounded = exact.rounded()
-            if abs(exact - rounded) > 1e-6 * max(1, abs(rounded)) {
-                // Off the grid of this segment: start a new one here.
+            // Off the grid of this segment, or further along it than steps can be counted: start a new one here.
+            if !exact.isFinite || abs(rounded) > 1e15 || abs(exact - rounded) > 1e-6 * max(1, abs(rounded)) {
                 breakSegment()
                 origin = t
                 index = 0
@@ -211,6 +257,12 @@ final class RowShaper {
             let gap = index - l.index - 1
             if gap > 0 {
                 if gap <= fillGaps {
+                    var after = fill
+                    after.add({ var f = FillReport(); f.rows = gap; f.gaps = 1; f.longest = gap; f.longestEndsAt = row.line
+                                f.longestTime = row.time; f.longestPath = path; return f }())
+                    // Refused before the rows are made: a gap of 10⁷ steps is not interpolated first.
+                    if after.rows > rowsRead + RowShaper.fillSlack { throw tooMuchFilled(after) }
+                    fill = after
                     // Linear interpolation between the last complete row and this one, keeping values that are present.
                     for j in 1...gap {
                         let w = Double(j) / Double(gap + 1)
@@ -219,8 +271,6 @@ final class RowShaper {
                         let t = l.time.flatMap { lt in dt.map { lt + Double(j) * $0 } }
                         emit(v, time: t, line: pending[l.index + j]?.line ?? row.line)
                     }
-                    filledRows += gap
-                    filledGaps += 1
                 } else {
                     breakSegment()
                     if row.time != nil { origin = row.time; last = nil }
@@ -243,5 +293,13 @@ final class RowShaper {
         out.withUnsafeBufferPointer { builder.append($0, episode: episode ?? "", line: line, time: time) }
     }
 
-    func finish() { builder.close() }
+    /// The end of the data: the last block, and the cap on filled rows (at most as many as were read).
+    func finish() throws {
+        builder.close()
+        if fill.rows > rowsRead { throw tooMuchFilled(fill) }
+    }
+
+    private func tooMuchFilled(_ f: FillReport) -> EddyError {
+        EddyError.at(path, line: f.longestEndsAt, "--fill-gaps \(fillGaps) would fill \(f.rows) rows in \(f.gaps) gap\(f.gaps == 1 ? "" : "s"), more than the \(rowsRead) rows read so far (at most as many rows are filled as read); the longest gap, \(f.longest) rows, ends here\(f.longestTime.map { " (time \(FillReport.text($0)))" } ?? ""); use a smaller --fill-gaps (longer gaps then split the trajectory)")
+    }
 }

@@ -16,6 +16,7 @@ public final class SplitReader: RowReader {
     public var inferredDt: Double? { inner.inferredDt }
     public var validCounts: [Int] { inner.validCounts }
     public var timesAreDates: Bool { inner.timesAreDates }
+    public var fill: FillReport { inner.fill }
 
     public init(_ inner: RowReader, lengths: [Int], fraction: Double, part: Part) {
         self.inner = inner

@@ -58,9 +58,19 @@ public struct ByteReader: Sendable {
         return v
     }
 
+    private mutating func bigEndian(_ size: Int) -> UInt64? {
+        guard let s = read(size) else { return nil }
+        var v: UInt64 = 0
+        for b in s { v = v << 8 | UInt64(b) }
+        return v
+    }
+
     public mutating func u16le() -> UInt16? { littleEndian(2).map { UInt16(truncatingIfNeeded: $0) } }
     public mutating func u32le() -> UInt32? { littleEndian(4).map { UInt32(truncatingIfNeeded: $0) } }
     public mutating func u64le() -> UInt64? { littleEndian(8) }
+    /// Big-endian (network order), as in the classic netCDF header.
+    public mutating func u32be() -> UInt32? { bigEndian(4).map { UInt32(truncatingIfNeeded: $0) } }
+    public mutating func u64be() -> UInt64? { bigEndian(8) }
 }
 
 /// Sizes computed from untrusted numbers: nil instead of an overflow trap.

@@ -54,6 +54,8 @@ public struct TrainingReport: Sendable {
     public var warnings: [String] = []
     /// The merged pass state the weights were solved from (nil for lstsq).
     public var state: PassState?
+    /// What `--fill-gaps` filled (in the statistics pass; every pass reads the same).
+    public var fill = FillReport()
 }
 
 /// Observes progress of long passes (a label, work done, total or 0 when unknown).
@@ -76,6 +78,8 @@ public struct PreparedData: Sendable {
     public var warnings: [String]
     /// With `--pca`: the EOFs the variables were reduced by (`variableNames` are then the components).
     public var reduction: Reduction?
+    /// What `--fill-gaps` filled.
+    public var fill = FillReport()
 
     /// The variables the model reads and forecasts (the columns, also with `--pca`).
     public var outputNames: [String] { reduction?.variableNames ?? variableNames }
@@ -140,9 +144,11 @@ public struct Trainer {
         let norm = Normalisation(variableMean: Array(stats.mean[0..<n]), variableStd: Array(std[0..<n]),
                                  inputMean: Array(stats.mean[n...]), inputStd: Array(std[n...]))
         reservoir.standardise(norm)
-        return PreparedData(path: path, variableNames: reader.variableNames, inputNames: reader.inputNames, delays: delays,
-                            statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt,
-                            timesAreDates: reader.timesAreDates, warnings: warnings, reduction: reduction)
+        var data = PreparedData(path: path, variableNames: reader.variableNames, inputNames: reader.inputNames, delays: delays,
+                                statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt,
+                                timesAreDates: reader.timesAreDates, warnings: warnings, reduction: reduction)
+        data.fill = reader.fill
+        return data
     }
 
     /// Samples the hidden layer (METHOD.md, "Hidden layer").
@@ -295,8 +301,9 @@ public struct Trainer {
         }
         let model = Model(metadata: metadata(data, solution: solution), layer: layer, normalisation: data.normalisation, theta: solution.theta,
                           climatology: Trainer.climatology(data), eof: data.reduction?.basis)
-        let report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
+        var report = TrainingReport(backend: backend.name, statistics: data.statistics, seconds: seconds, condition: solution.condition,
                                     warnings: data.warnings + passWarnings + solution.warnings, state: passState)
+        report.fill = data.fill
         return (model, report)
     }
 
