@@ -216,6 +216,54 @@ struct PythonPackageTests {
         #expect(r["flipped_bit_refused"] as? Bool == true)
     }
 
+    /// `eddy evaluate`'s gridded scores — latitude-weighted RMSE and ACC per lead for the model and every baseline
+    /// (the trailing climatology with `--trailing-days 3`, reaching before `--from`) — against a direct NumPy
+    /// computation from the same forecasts, truth and data (`check_scores.py`).
+    @Test func griddedScoresMatchNumPy() throws {
+        let dir = try scratch()
+        let py = try Self.python.get()
+        #expect(try eddy(["generate", "tracer", "--steps", "960", "--lat", "6", "--lon", "8", "--out", dir + "/f.nc"]).status == 0)
+        let t = try eddy(["train", "--data", dir + "/f.nc", "--until", "2000-01-25", "--pca", "8", "--calendar", "hour", "--delays", "2",
+                          "--width", "40", "--ridge", "1e-4", "--out", dir + "/g.st"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let window = ["--data", dir + "/f.nc", "--from", "2000-02-01", "--horizon", "30", "--origins", "every:5"]
+        let e = try eddy(["evaluate", "--model", dir + "/g.st"] + window + ["--baselines", "--trailing-days", "3", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        try e.stdout.write(toFile: dir + "/evaluate.json", atomically: true, encoding: .utf8)
+        #expect(try eddy(["forecast", "--model", dir + "/g.st"] + window + ["--out", dir + "/eddy.npy"]).status == 0)
+        let model = try ModelFile.read(dir + "/g.st")
+        let n = model.outputCount
+        let (_, segments) = try DataSource.loadSegments(spec(for: model, data: dir + "/f.nc", from: "2000-02-01"))
+        let picks = try Forecaster.origins(model: model, segments: segments, choice: .every(stride: 5), horizon: 30, path: "f.nc")
+        var truth: [Double] = [], times: [Double] = [], rows: [Double] = []
+        for (si, r) in picks {
+            for h in 1...30 { truth += segments[si].row(r + h).prefix(n) }
+            times.append(segments[si].times[r])
+            rows.append(Double(r))
+        }
+        let (_, all) = try DataSource.loadSegments(spec(for: model, data: dir + "/f.nc"))
+        try writeNPY(truth, shape: [picks.count, 30, n], to: dir + "/truth.npy")
+        try writeNPY(times, shape: [picks.count], to: dir + "/origin_times.npy")
+        try writeNPY(rows, shape: [picks.count], to: dir + "/origin_rows.npy")
+        try writeNPY(all.flatMap { s in (0..<s.rowCount).flatMap { Array(s.row($0).prefix(n)) } }, shape: [all.map(\.rowCount).reduce(0, +), n],
+                     to: dir + "/all.npy")
+        try writeNPY(all.flatMap(\.times), shape: [all.map(\.rowCount).reduce(0, +)], to: dir + "/all_times.npy")
+        let config: [String: Any] = ["model": dir + "/g.st", "steps": 30, "trailing_days": 3, "evaluate": dir + "/evaluate.json"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        let run = try runProcess(py, [packageRoot + "/python/tests/check_scores.py", dir], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        print("gridded scores, NumPy vs eddy evaluate: \(run.stdout.prefix(300))")
+        let r = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect((r["max_rel_rmse"] as? Double ?? .infinity) <= 1e-10)
+        #expect((r["max_rel_acc"] as? Double ?? .infinity) <= 1e-10)
+        // The JSON names the field and says how it was weighted; the ACC of the climatology itself is undefined.
+        let json = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any]
+        let gridded = json?["gridded"] as? [String: Any]
+        #expect((gridded?["fields"] as? [[String: Any]])?.first?["points"] as? Int == 48)
+        let climatologyACC = ((gridded?["acc"] as? [String: Any])?["climatology"] as? [[Any]])?.first
+        #expect(climatologyACC?.allSatisfy { $0 is NSNull } == true)
+    }
+
     /// The package's own unit tests (no eddy binary needed).
     @Test func pythonUnitTests() throws {
         let py = try Self.python.get()
