@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: the C libraries Eddy links (OpenBLAS, LAPACKE, the OpenCL
 # loader and CLBlast), PoCL (OpenCL on the CPU, for the backend-parity tests)
-# and what the tests need (NumPy for the model-file snippet test); with the argument `mpi`, Open MPI too. Safe to run again.
+# and what the tests need (NumPy for the model-file snippet test and the Python package, python3-venv for its
+# virtual environment); with the argument `mpi`, Open MPI too. Safe to run again.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -20,6 +21,12 @@ fi
 if ! command -v swift >/dev/null 2>&1; then
   echo "setup: no 'swift' on PATH; install Swift 6.x (https://www.swift.org/install/linux/) and retry" >&2
   exit 1
+fi
+# The Python package's tests (Tests/EndToEndTests/PythonPackageTests.swift) make a virtual environment, .venv-test/.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "setup: installing python3-venv for the Python package's tests" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
 fi
 if ! python3 -c 'import numpy' 2>/dev/null; then
   echo "setup: installing NumPy for the model-file snippet test" >&2

@@ -16,7 +16,8 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Also compare long free runs with the truth (histogram KL, power spectra).") var climate = false
     @Option(help: "Longest free run for --climate.") var freeRun = 10000
     @Option(help: "Print every Nth horizon step in the table (all steps are in --json).") var every: Int?
-    @Flag(help: "Compare with baselines at --report-steps: persistence, the last day repeated (seasonal) and the training climatology by hour of day; skill = 1 − MSE/MSE(baseline). The last two need a time column with a daily cycle.") var baselines = false
+    @Flag(help: "Compare with baselines at --report-steps: persistence, the last day repeated (seasonal), the training climatology by hour of day and the trailing climatology (the mean of the last --trailing-days days at the same hour, up to the origin); skill = 1 − MSE/MSE(baseline). All but persistence need a time column with a daily cycle.") var baselines = false
+    @Option(help: "Days in the trailing-climatology baseline (read from before --from too).") var trailingDays = 14
     @Option(help: "Steps for the per-variable table (default: the horizon).") var reportSteps: String?
     @Flag(help: "Print JSON.") var json = false
 
@@ -38,6 +39,27 @@ struct Evaluate: ParsableCommand {
             if baselines && kinds.count == 1 { printError("eddy: note: no daily cycle in the training data's time column: only the persistence baseline") }
             let picks = try Forecaster.origins(model: model, segments: segments, choice: options.origin(default: .every(stride: h)),
                                                horizon: h, path: spec.path)
+            // The trailing climatology looks back --trailing-days days from each origin, also before --from.
+            var trailing: TrailingClimatology?
+            if kinds.contains(.trailing), let period = model.metadata.climatologyPeriod {
+                let day = Double(period) * model.metadata.dt
+                var history = segments
+                if let from = spec.from {
+                    var earlier = spec
+                    earlier.from = from - Double(trailingDays) * day
+                    history = try DataSource.loadSegments(earlier).segments
+                }
+                trailing = TrailingClimatology(segments: history, days: trailingDays, period: period, dt: model.metadata.dt)
+            }
+            // Gridded fields (grid points with a latitude): WeatherBench-2 scores per field and level, every step.
+            let groups = GriddedScores.groups(of: model.metadata.variables)
+            var gridded = groups.isEmpty ? nil : GriddedScores(groups: groups, methods: ["eddy"] + kinds.map(\.rawValue), horizon: h)
+            let climatologyAt: (ForecastCase, Int) -> [Double]? = { fc, step in
+                guard let p = model.metadata.climatologyPeriod, let clim = model.climatology, let t0 = fc.time else { return nil }
+                let k = DataStatistics.phase(t0 + Double(step + 1) * model.metadata.dt, dt: model.metadata.dt, period: p)
+                let n = model.outputCount
+                return Array(clim[(k * n)..<((k + 1) * n)])
+            }
             // Origins in batches of at most 4 Mi forecast values (32 MiB), so a wide state's forecasts are never all held.
             var sums = EvaluationSums(model: model, horizon: h, threshold: threshold)
             var comparisonSums = ComparisonSums(model: model, horizon: h, steps: steps, methods: ["eddy"] + kinds.map(\.rawValue))
@@ -52,8 +74,9 @@ struct Evaluate: ParsableCommand {
                 let forecasts = Forecaster.run(model: model, cases: part, horizon: h)
                 sums.add(cases: part, forecasts: forecasts)
                 var methods = [forecasts]
-                for b in kinds { methods.append(try Evaluator.baseline(b, model: model, segments: segments, cases: part, horizon: h)) }
+                for b in kinds { methods.append(try Evaluator.baseline(b, model: model, segments: segments, cases: part, horizon: h, trailing: trailing)) }
                 comparisonSums.add(cases: part, forecasts: methods)
+                gridded?.add(cases: part, forecasts: methods, n: model.outputCount) { climatologyAt(part[$0], $1) }
                 diverged += Evaluator.diverged(model: model, forecasts: forecasts, cases: part.count, horizon: h)
                     .map { (part[$0.case].episode, part[$0.case].origin, $0.step) }
                 report?("forecasting", start + part.count, picks.count)
@@ -66,6 +89,7 @@ struct Evaluate: ParsableCommand {
                 var j = evaluationJSON(result)
                 if case .object(var pairs) = j {
                     pairs.append(("comparison", comparisonJSON(comparison)))
+                    if let gridded { pairs.append(("gridded", griddedJSON(gridded))) }
                     pairs.append(("diverged", .array(diverged.map { .object(["episode": .string($0.episode), "origin": .int($0.origin), "step": .int($0.step)]) })))
                     j = .object(pairs)
                 }
@@ -89,6 +113,10 @@ struct Evaluate: ParsableCommand {
             if baselines || reportSteps != nil {
                 print("")
                 print(comparisonTable(comparison.byField()))
+                if let gridded {
+                    print("")
+                    print(griddedTable(gridded, steps: steps))
+                }
             }
             if !diverged.isEmpty {
                 print("")
@@ -107,6 +135,7 @@ extension Evaluate {
     func checkOptions() throws {
         if let every, every < 1 { throw EddyError("--every must be at least 1 (print every Nth step), got \(every)") }
         if freeRun < 1 { throw EddyError("--free-run must be at least 1 step, got \(freeRun)") }
+        if trailingDays < 1 { throw EddyError("--trailing-days must be at least 1, got \(trailingDays)") }
         if !(threshold > 0 && threshold.isFinite) { throw EddyError("--threshold must be a finite number > 0, got \(threshold)") }
         if let lyapunov, !(lyapunov > 0 && lyapunov.isFinite) {
             throw EddyError("--lyapunov must be a finite exponent > 0 (per time unit), got \(lyapunov)")
@@ -162,5 +191,45 @@ func comparisonJSON(_ c: Comparison) -> JSON {
     .object([
         "origins": .int(c.origins), "variables": .array(c.variables.map { .string($0) }), "steps": .array(c.steps.map { .int($0) }),
         "mse": .object(c.mse.map { m in (m.method, JSON.array(m.values.map { .numbers($0) })) }),
+    ])
+}
+
+/// Latitude-weighted RMSE and ACC per field and level at the report steps, for the model and each baseline.
+func griddedTable(_ g: GriddedScores, steps: [Int]) -> String {
+    var lines = ["gridded fields, as WeatherBench 2: latitude-weighted RMSE (cos φ weights of mean 1, data units) and ACC "
+                 + (g.hasACC ? "(anomalies from the training climatology by hour of day; undefined for the climatology itself)" : "(none: no daily climatology)")]
+    for step in steps {
+        lines.append("")
+        var head = pad("step \(step) (\(g.forecasts(step: step)))", 22) + g.methods.map { pad("RMSE " + $0.prefix(7), 14) }.joined()
+        if g.hasACC { head += g.methods.map { pad("ACC " + $0.prefix(7), 13) }.joined() }
+        lines.append(head)
+        for (gi, group) in g.groups.enumerated() {
+            var line = pad("\(group.name) (\(group.columns.count))", 22)
+            line += g.methods.indices.map { pad(Format.general(g.rmse(method: $0, group: gi, step: step), 4), 14) }.joined()
+            if g.hasACC {
+                line += g.methods.indices.map { k in
+                    let a = g.acc(method: k, group: gi, step: step)
+                    return pad(a.isFinite ? Format.fixed(a, 3) : "—", 13)
+                }.joined()
+            }
+            lines.append(line)
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
+func griddedJSON(_ g: GriddedScores) -> JSON {
+    let steps = Array(1...g.horizon)
+    func table(_ value: (Int, Int, Int) -> Double) -> JSON {
+        .object(g.methods.enumerated().map { k, m in (m, JSON.array(g.groups.indices.map { gi in .numbers(steps.map { value(k, gi, $0) }) })) })
+    }
+    return .object([
+        "weights": .string("cos(latitude), normalised to mean 1 over each field's points"),
+        "climatology": g.hasACC ? .string("training mean by hour of day") : .null,
+        "fields": .array(g.groups.map { .object(["name": .string($0.name), "points": .int($0.columns.count)]) }),
+        "steps": .array(steps.map { .int($0) }),
+        "forecasts": .array(steps.map { .int(g.forecasts(step: $0)) }),
+        "rmse": table { g.rmse(method: $0, group: $1, step: $2) },
+        "acc": table { g.acc(method: $0, group: $1, step: $2) },
     ])
 }

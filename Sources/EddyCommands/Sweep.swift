@@ -20,7 +20,8 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Widths, strictly increasing, comma-separated.") var widths: String
     @Option(help: "Relative ridges α, strictly increasing, comma-separated (default 1e-12,1e-10,1e-8,1e-6; 0 for --solver qr).") var ridges: String?
     @Option(help: "Forecast steps per validation origin.") var horizon: Int
-    @Option(help: "Rows between validation origins (default: the horizon, or less — overlapping forecasts — so that there are at least 32 origins).") var originStride: Int?
+    @Option(name: [.customLong("origin-stride"), .customLong("validation-every")],
+            help: "Rows between validation origins (default: the horizon, or less — overlapping forecasts — so that there are at least 32 origins); 1 scores on every validation origin.") var originStride: Int?
     @Option(help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
     @Option(help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
     @Option(help: "Number of seeds 0…N−1 (one pass each).") var seeds = 1

@@ -103,3 +103,52 @@ struct FormatTests {
         #expect(relative(together, alone) < 1e-10, "\(relative(together, alone))")
     }
 }
+
+@Suite("Gridded scores and the trailing climatology")
+struct GriddedScoreTests {
+    /// Grid points group by field and level (every label but latitude and longitude), weighted by cos φ of mean 1;
+    /// columns without a latitude get no gridded score.
+    @Test func groupsByFieldAndLevel() {
+        let names = ["t[level=850:lat=0:lon=0]", "t[level=850:lat=60:lon=0]", "t[level=500:lat=0:lon=0]", "t[level=500:lat=60:lon=0]",
+                     "temp@EWR", "z[lat=-60:lon=10]"]
+        let g = GriddedScores.groups(of: names)
+        #expect(g.map(\.name) == ["t[level=850]", "t[level=500]", "z"])
+        #expect(g[0].columns == [0, 1] && g[2].columns == [5])
+        // cos 0 = 1 and cos 60° = 0.5, normalised to mean 1: 4/3 and 2/3.
+        #expect(abs(g[0].weights[0] - 4.0 / 3) < 1e-15 && abs(g[0].weights[1] - 2.0 / 3) < 1e-12)
+        #expect(abs(g[2].weights[0] - 1) < 1e-12)
+    }
+
+    /// The RMSE weights each forecast's MSE over the grid and roots the mean over forecasts; the ACC correlates
+    /// anomalies per forecast and averages; a perfect forecast scores RMSE 0 and ACC 1.
+    @Test func scoresOfASmallField() {
+        let names = ["q[lat=0:lon=0]", "q[lat=60:lon=0]"]
+        var s = GriddedScores(groups: GriddedScores.groups(of: names), methods: ["eddy", "truth"], horizon: 1)
+        let cases = [ForecastCase(episode: "", origin: 0, window: [], inputs: [], truth: [1, 2], history: [], time: 0, segment: 0),
+                     ForecastCase(episode: "", origin: 1, window: [], inputs: [], truth: [3, 1], history: [], time: 0, segment: 0)]
+        let eddy = [2.0, 2, 3, 3], truth = [1.0, 2, 3, 1]
+        s.add(cases: cases, forecasts: [eddy, truth], n: 2) { _, _ in [0, 0] }
+        // Weighted MSE per forecast: (4/3·1 + 2/3·0)/2 = 2/3 and (0 + 2/3·4)/2 = 4/3; RMSE = √1 = 1.
+        #expect(abs(s.rmse(method: 0, group: 0, step: 1) - 1) < 1e-14)
+        #expect(s.rmse(method: 1, group: 0, step: 1) == 0 && abs(s.acc(method: 1, group: 0, step: 1) - 1) < 1e-14)
+        let acc1 = (4.0 / 3 * 2 * 1 + 2.0 / 3 * 2 * 2) / ((4.0 / 3 * 4 + 2.0 / 3 * 4) * (4.0 / 3 * 1 + 2.0 / 3 * 4)).squareRoot()
+        let acc2 = (4.0 / 3 * 9 + 2.0 / 3 * 3) / ((4.0 / 3 * 9 + 2.0 / 3 * 9) * (4.0 / 3 * 9 + 2.0 / 3 * 1)).squareRoot()
+        #expect(abs(s.acc(method: 0, group: 0, step: 1) - (acc1 + acc2) / 2) < 1e-14)
+    }
+
+    /// The trailing climatology averages the same hour of the last N days up to the origin, found by time across a
+    /// gap, and never looks past the origin.
+    @Test func trailingClimatologyIsCausal() {
+        // Period 4 (dt 1): values = time; one segment of times 0…9, another of 12…19 after a gap.
+        var a = Segment(episode: "e", width: 1, firstLine: 0), b = Segment(episode: "e", width: 1, firstLine: 0)
+        for t in 0..<10 { a.values.append(Double(t)); a.times.append(Double(t)); a.rowCount += 1 }
+        for t in 12..<20 { b.values.append(Double(t)); b.times.append(Double(t)); b.rowCount += 1 }
+        let trailing = TrailingClimatology(segments: [a, b], days: 3, period: 4, dt: 1)
+        // From origin 13, valid 14: the latest time ≡ 14 (mod 4) not after 13 is 10 (missing, in the gap), then 6 and 2.
+        let f = trailing.forecast(episode: "e", origin: 13, horizon: 5, n: 1)
+        #expect(f[0] == (6 + 2) / 2)
+        // valid 15 → 11 (missing), 7, 3; valid 16 → 12, 8, 4; valid 17 → 13, 9, 5; valid 18 (a day ahead) → 10, 6, 2.
+        #expect(f[1] == 5 && f[2] == 8 && f[3] == 9 && f[4] == 4)
+        #expect(trailing.forecast(episode: "other", origin: 13, horizon: 1, n: 1)[0].isNaN)
+    }
+}

@@ -153,10 +153,12 @@ struct CLITests {
         #expect((ev["mse"] as? Double ?? 1) < 1e-4, "\(ev["mse"] ?? "none")")
         let s = try eddy(["sweep", "--data", dir + "/wave.csv", "--until", "20", "--validation", dir + "/wave.csv", "--validation-from", "20",
                           "--widths", "20,60", "--ridges", "1e-10,1e-6", "--horizon", "10", "--delays", "2", "--pca", "4", "--json", "--solver", "auto",
-                          "--out", dir + "/best.st"])
+                          "--validation-every", "1", "--out", dir + "/best.st"])
         #expect(s.status == 0, "\(s.stderr)")
         let sweep = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any]
         #expect((sweep["pca"] as? [String: Any])?["components"] as? Int == 4)
+        // --validation-every 1: an origin at every validation row that has the horizon after it.
+        #expect(sweep["origin_stride"] as? Int == 1, "\(sweep["origin_stride"] ?? "none")")
         // Many origins of a wide state: .npy is written batch by batch and holds the CSV's values.
         let csv = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/wave.csv", "--origins", "every:1", "--horizon", "5", "--out", dir + "/all.csv"])
         let npy = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/wave.csv", "--origins", "every:1", "--horizon", "5", "--out", dir + "/all.npy"],

@@ -125,6 +125,61 @@ public enum Baseline: String, CaseIterable, Sendable {
     case seasonal
     /// The training mean at the same phase of the daily cycle (hour of day for hourly data).
     case climatology
+    /// The causal trailing climatology: the mean of the last N days' values at the valid time's hour, observed up to
+    /// the origin (`TrailingClimatology`).
+    case trailing
+}
+
+/// The rows of the data by trajectory and time, for the trailing-climatology baseline: for a forecast from origin
+/// time `t₀` valid at `v`, the mean over the `days` latest times `τ, τ − day, …` with `τ ≤ t₀` and `τ ≡ v` modulo a
+/// day (`day = period · dt`), of the rows observed there — a forecaster's "same hour over the last N days", using
+/// nothing after the origin. Rows are found by time, not position, so gaps and segment breaks between the days do not
+/// matter (a missing day is left out of the mean; with none of the N days observed there is no forecast). The
+/// segments may start before the evaluated window (`eddy evaluate` reads N days more for it).
+public struct TrailingClimatology: Sendable {
+    public let days: Int
+    let day: Double
+    let period: Int
+    let dt: Double
+    let segments: [Segment]
+    /// episode → time step index (`time / dt`, rounded) → (segment, row).
+    let index: [String: [Int64: (Int, Int)]]
+
+    public init(segments: [Segment], days: Int, period: Int, dt: Double) {
+        self.days = days
+        self.period = period
+        self.dt = dt
+        day = Double(period) * dt
+        self.segments = segments
+        var index: [String: [Int64: (Int, Int)]] = [:]
+        for (si, s) in segments.enumerated() where s.times.count == s.rowCount {
+            for r in 0..<s.rowCount { index[s.episode, default: [:]][Int64((s.times[r] / dt).rounded())] = (si, r) }
+        }
+        self.index = index
+    }
+
+    /// The baseline of one forecast (`horizon × n`, NaN at steps where none of the days was observed).
+    public func forecast(episode: String, origin t0: Double, horizon: Int, n: Int) -> [Double] {
+        var out = [Double](repeating: .nan, count: horizon * n)
+        guard let rows = index[episode] else { return out }
+        let origin = Int64((t0 / dt).rounded()), p = Int64(period)
+        var sum = [Double](repeating: 0, count: n)
+        for h in 0..<horizon {
+            let valid = origin + Int64(h + 1)
+            // The latest step at the valid time's phase that is not after the origin.
+            let latest = valid - p * ((valid - origin + p - 1) / p)
+            for i in 0..<n { sum[i] = 0 }
+            var count = 0
+            for d in 0..<Int64(days) {
+                guard let (si, r) = rows[latest - d * p] else { continue }
+                let row = segments[si].row(r)
+                for i in 0..<n { sum[i] += row[row.startIndex + i] }
+                count += 1
+            }
+            if count > 0 { for i in 0..<n { out[h * n + i] = sum[i] / Double(count) } }
+        }
+        return out
+    }
 }
 
 /// The sums behind an `Evaluation`, added batch by batch of cases, so that evaluating many origins of a wide state
@@ -276,7 +331,9 @@ public struct Comparison: Sendable {
 
 extension Evaluator {
     /// Baseline forecasts (`B × H × n`, data units) for the cases, from the segments they came from.
-    public static func baseline(_ kind: Baseline, model: Model, segments: [Segment], cases: [ForecastCase], horizon: Int) throws -> [Double] {
+    /// `trailing` serves `.trailing` (required for it).
+    public static func baseline(_ kind: Baseline, model: Model, segments: [Segment], cases: [ForecastCase], horizon: Int,
+                                trailing: TrailingClimatology? = nil) throws -> [Double] {
         let n = model.outputCount
         var out = [Double](repeating: .nan, count: cases.count * horizon * n)
         let period = model.metadata.climatologyPeriod
@@ -301,6 +358,12 @@ extension Evaluator {
                     let k = DataStatistics.phase(t0 + Double(h + 1) * model.metadata.dt, dt: model.metadata.dt, period: p)
                     for i in 0..<n { out[(c * horizon + h) * n + i] = clim[k * n + i] }
                 }
+            case .trailing:
+                guard let trailing, let t0 = fc.time else {
+                    throw EddyError("the trailing-climatology baseline needs a daily cycle: train on data with a time column whose step divides a day")
+                }
+                let f = trailing.forecast(episode: fc.episode, origin: t0, horizon: horizon, n: n)
+                for j in 0..<(horizon * n) { out[c * horizon * n + j] = f[j] }
             }
         }
         return out
