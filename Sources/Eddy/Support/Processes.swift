@@ -54,40 +54,33 @@ public enum Processes {
     /// the ranks in turn (every process reads the same stream, so all agree on the numbering).
     static func owns(chunk index: Int, in group: ProcessGroup) -> Bool { index % group.size == group.rank }
 
-    /// Reduces one value per process along a fixed binomial tree — rank r takes in r + 1, r + 2, r + 4, … in that
-    /// order, `combine(lower rank's, higher rank's)` — and broadcasts rank 0's result, so every process holds the same
-    /// bits and the result depends only on the number of processes, never on timing. `encode`/`decode` carry a value
-    /// as `count` doubles.
-    static func treeReduce<T>(_ value: T, in group: ProcessGroup, count: Int, encode: (T) -> [Double], decode: ([Double]) throws -> T,
-                              combine: (T, T) throws -> T) throws -> T {
+    /// Reduces one flat buffer per process along a fixed binomial tree — rank r takes in r + 1, r + 2, r + 4, … in
+    /// that order, `combine(&lower rank's, higher rank's)` — and broadcasts rank 0's result, so every process holds the
+    /// same bits and the result depends only on the number of processes, never on timing. The buffer is reduced and
+    /// broadcast in place (a Gram of D = 8192 is 512 MiB: no extra copies).
+    static func treeReduce(_ flat: inout [Double], in group: ProcessGroup, combine: (inout [Double], [Double]) throws -> Void) throws {
         let k = group.size, r = group.rank
-        guard k > 1 else { return value }
-        var mine = value
+        guard k > 1 else { return }
         var step = 1
         while step < k {
             if r % (2 * step) == 0 {
-                if r + step < k {
-                    let theirs = try decode(try group.receive(count: count, from: r + step))
-                    mine = try combine(mine, theirs)
-                }
+                if r + step < k { try combine(&flat, try group.receive(count: flat.count, from: r + step)) }
             } else {
-                try group.send(encode(mine), to: r - step)
+                try group.send(flat, to: r - step)
                 break
             }
             step *= 2
         }
-        var flat = r == 0 ? encode(mine) : [Double](repeating: 0, count: count)
         try group.broadcast(&flat, root: 0)
-        return try decode(flat)
     }
 
     /// Element-wise sum over the processes (a fixed tree; identical on every process).
     public static func sum(_ values: [Double], in group: ProcessGroup = Processes.group) throws -> [Double] {
-        try treeReduce(values, in: group, count: values.count, encode: { $0 }, decode: { $0 }) { a, b in
-            var s = a
-            for i in s.indices { s[i] += b[i] }
-            return s
+        var flat = values
+        try treeReduce(&flat, in: group) { a, b in
+            a.withUnsafeMutableBufferPointer { a in b.withUnsafeBufferPointer { b in for i in 0..<a.count { a[i] += b[i] } } }
         }
+        return flat
     }
 
     /// A pass state merged over the processes: Gram sums added, QR factors stacked (TSQR, triangle on triangle),
@@ -95,27 +88,38 @@ public enum Processes {
     public static func merge(_ state: PassState, in group: ProcessGroup = Processes.group) throws -> PassState {
         guard group.size > 1 else { return state }
         switch state {
-        case .gram(let sums):
+        case .gram(var sums):
             let f = sums.gram.count, t = sums.rightHandSide.count
-            let merged = try treeReduce(sums, in: group, count: f + t + 1, encode: { $0.gram + $0.rightHandSide + [Double($0.pairs)] },
-                                        decode: { flat in
-                                            var s = sums
-                                            s.gram = Array(flat[0..<f])
-                                            s.rightHandSide = Array(flat[f..<(f + t)])
-                                            s.pairs = Int(flat[f + t])
-                                            return s
-                                        }, combine: { $0 + $1 })
-            return .gram(merged)
-        case .factor(let factor):
+            // One buffer [G | R | pairs]; G's storage is reused for it.
+            var flat = sums.gram
+            sums.gram = []
+            flat += sums.rightHandSide
+            flat.append(Double(sums.pairs))
+            try treeReduce(&flat, in: group) { a, b in
+                a.withUnsafeMutableBufferPointer { a in b.withUnsafeBufferPointer { b in for i in 0..<a.count { a[i] += b[i] } } }
+            }
+            sums.rightHandSide = Array(flat[f..<(f + t)])
+            sums.pairs = Int(flat[f + t])
+            flat.removeLast(t + 1)
+            sums.gram = flat
+            return .gram(sums)
+        case .factor(var factor):
             let n = factor.factor.count
-            let merged = try treeReduce(factor, in: group, count: n + 1, encode: { $0.factor + [Double($0.pairs)] },
-                                        decode: { flat in
-                                            var f = factor
-                                            f.factor = Array(flat[0..<n])
-                                            f.pairs = Int(flat[n])
-                                            return f
-                                        }, combine: { try $0.merged(with: $1) })
-            return .factor(merged)
+            var flat = factor.factor
+            factor.factor = []
+            flat.append(Double(factor.pairs))
+            func unpack(_ values: [Double]) -> QRFactor {
+                var f = factor
+                f.factor = Array(values[0..<n])
+                f.pairs = Int(values[n])
+                return f
+            }
+            try treeReduce(&flat, in: group) { a, b in
+                let m = try unpack(a).merged(with: unpack(b))
+                a = m.factor
+                a.append(Double(m.pairs))
+            }
+            return .factor(unpack(flat))
         }
     }
 
