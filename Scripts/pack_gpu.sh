@@ -3,7 +3,7 @@
 # Like ../shared/gpu/pack.sh, but it ships every shared library the binary needs (found with ldd) except the C
 # library's own, so new dependencies (NetCDF pulls in HDF5 and curl) travel too.
 # Usage: Scripts/pack_gpu.sh [DIR]      (default .gpu; keep it out of git: add /.gpu/ to .git/info/exclude)
-# Then on the GPU machine: source DIR/device-env.sh
+# Then on the GPU machine: source DIR/device-env.sh && OUT=$OUT bash DIR/gpu_run.sh   (Scripts/gpu_run.sh: the bounded run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-.gpu}
@@ -25,6 +25,11 @@ if missing=$(LD_LIBRARY_PATH="$stage/lib" ldd "$stage/eddy" | grep 'not found');
 fi
 mkdir -p "$dest"
 tar cJf "$dest/bundle.tar.xz" -C "$stage" .
-if [ -f ../shared/gpu/device-env.sh ]; then cp ../shared/gpu/device-env.sh "$dest/"; fi
+# The bundle is useless without the environment script that unpacks it and registers NVIDIA's OpenCL driver: refuse.
+[ -f ../shared/gpu/device-env.sh ] || { echo "pack_gpu: ../shared/gpu/device-env.sh is missing; the bundle needs it" >&2; exit 1; }
+cp ../shared/gpu/device-env.sh "$dest/"
+# The bounded device script and the PyTorch reference it runs beside Eddy travel with the bundle.
+cp Scripts/gpu_run.sh "$dest/"
+if [ -f ../shared/gpu/torch_edmd.py ]; then cp ../shared/gpu/torch_edmd.py "$dest/"; else echo "pack_gpu: note: no ../shared/gpu/torch_edmd.py; gpu_run.sh will skip the PyTorch reference" >&2; fi
 ls -la "$dest"
 grep -qx "/$dest/" .git/info/exclude 2>/dev/null || echo "note: add '/$dest/' to .git/info/exclude"

@@ -19,6 +19,7 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Compare with baselines at --report-steps: persistence, the last day repeated (seasonal), the training climatology by hour of day and the trailing climatology (the mean of the last --trailing-days days at the same hour, up to the origin); skill = 1 − MSE/MSE(baseline). All but persistence need a time column with a daily cycle.") var baselines = false
     @Option(help: "Days in the trailing-climatology baseline (read from before --from too).") var trailingDays = 14
     @Option(help: "Steps for the per-variable table (default: the horizon).") var reportSteps: String?
+    @Option(help: "Gridded fields: the climatology the ACC's anomalies are taken from, a CSV 'phase,VARIABLE,…' with one row per phase of the day (24 rows: hourly; 1: one mean), by the model's variable names (default: the training climatology by hour of day).") var accClimatology: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -54,7 +55,16 @@ struct Evaluate: ParsableCommand {
             // Gridded fields (grid points with a latitude): WeatherBench-2 scores per field and level, every step.
             let groups = GriddedScores.groups(of: model.metadata.variables)
             var gridded = groups.isEmpty ? nil : GriddedScores(groups: groups, methods: ["eddy"] + kinds.map(\.rawValue), horizon: h)
+            let given = try accClimatology.map { path -> ClimatologyFile in
+                if groups.isEmpty { throw EddyError("--acc-climatology applies to gridded fields (variables with a latitude, VAR[…:lat=φ:…]); this model has none") }
+                if model.metadata.shaping?.timesAreDates != true {
+                    throw EddyError("--acc-climatology needs forecasts with dates (a time column of dates, or CF time units) to find each valid time's phase of the day")
+                }
+                return try ClimatologyFile(path: path, variables: model.metadata.variables)
+            }
+            if let given { gridded?.climatologySource = "\(given.path) (\(given.period) phase(s) of the day)" }
             let climatologyAt: (ForecastCase, Int) -> [Double]? = { fc, step in
+                if let given { return fc.time.map { given.at($0 + Double(step + 1) * model.metadata.dt) } }
                 guard let p = model.metadata.climatologyPeriod, let clim = model.climatology, let t0 = fc.time else { return nil }
                 let k = DataStatistics.phase(t0 + Double(step + 1) * model.metadata.dt, dt: model.metadata.dt, period: p)
                 let n = model.outputCount
@@ -197,7 +207,7 @@ func comparisonJSON(_ c: Comparison) -> JSON {
 /// Latitude-weighted RMSE and ACC per field and level at the report steps, for the model and each baseline.
 func griddedTable(_ g: GriddedScores, steps: [Int]) -> String {
     var lines = ["gridded fields, as WeatherBench 2: latitude-weighted RMSE (cos φ weights of mean 1, data units) and ACC "
-                 + (g.hasACC ? "(anomalies from the training climatology by hour of day; undefined for the climatology itself)" : "(none: no daily climatology)")]
+                 + (g.hasACC ? "(anomalies from \(g.climatologySource); undefined for the climatology itself)" : "(none: no daily climatology)")]
     for step in steps {
         lines.append("")
         var head = pad("step \(step) (\(g.forecasts(step: step)))", 22) + g.methods.map { pad("RMSE " + $0.prefix(7), 14) }.joined()
@@ -225,7 +235,7 @@ func griddedJSON(_ g: GriddedScores) -> JSON {
     }
     return .object([
         "weights": .string("cos(latitude), normalised to mean 1 over each field's points"),
-        "climatology": g.hasACC ? .string("training mean by hour of day") : .null,
+        "climatology": g.hasACC ? .string(g.climatologySource) : .null,
         "fields": .array(g.groups.map { .object(["name": .string($0.name), "points": .int($0.columns.count)]) }),
         "steps": .array(steps.map { .int($0) }),
         "forecasts": .array(steps.map { .int(g.forecasts(step: $0)) }),

@@ -26,6 +26,8 @@ public struct GriddedScores: Sendable {
     public var groups: [Group]
     public var methods: [String]
     public var horizon: Int
+    /// Where the ACC's climatology came from, for reports.
+    public var climatologySource = "the training climatology by hour of day"
     /// [method][group][step]: sums over forecasts of the weighted MSE and of the ACC, and the forecasts counted.
     var mse: [[[Double]]]
     var acc: [[[Double]]]
@@ -117,4 +119,67 @@ public struct GriddedScores: Sendable {
 
     /// Whether any ACC was computed (a climatology was known).
     public var hasACC: Bool { accCount.contains { $0.contains { $0.contains { $0 > 0 } } } }
+}
+
+/// A climatology given as a file, for ACC (`eddy evaluate --acc-climatology FILE.csv`): a CSV with a `phase` column
+/// and one column per model variable (by the model's names, in any order; other columns are ignored), one row per
+/// phase `0 … P−1` of the day, each phase the mean for `[k · 86 400 / P, (k + 1) · 86 400 / P)` seconds after midnight
+/// UTC (P = 24: hourly, as WeatherBench 2's climatologies by hour of day; P = 1: one value per variable).
+public struct ClimatologyFile: Sendable {
+    public let path: String
+    public let period: Int
+    /// `period × n`, in the model's variable order.
+    public let values: [Double]
+    public let variables: Int
+
+    /// Largest file read (the table is period × variables numbers; 256 MiB is far above any daily climatology).
+    static let maximumBytes = 256 << 20
+
+    public init(path: String, variables names: [String]) throws {
+        let file = try InputFile(path: path)
+        guard file.size <= ClimatologyFile.maximumBytes else {
+            throw EddyError("\(path): \(file.size >> 20) MiB is too large for a climatology table (at most \(ClimatologyFile.maximumBytes >> 20) MiB: one row per phase of the day)")
+        }
+        let (header, rows) = try CSVFormat.parse(file.readBytes(file.size), path: path)
+        guard let phaseColumn = header.firstIndex(of: "phase") else {
+            throw EddyError("\(path): no 'phase' column; expected a header 'phase,VARIABLE,…' with one row per phase of the day (0 … P−1)")
+        }
+        let columns = try names.map { name in
+            guard let c = header.firstIndex(of: name) else {
+                throw EddyError("\(path): no column for the model's variable '\(CSVFormat.short(name))' (\(names.count) variables needed; the file has \(header.count - 1) besides 'phase')")
+            }
+            return c
+        }
+        let p = rows.count
+        guard p >= 1, p <= DataStatistics.maximumPhases, 86_400 % p == 0 else {
+            throw EddyError("\(path): \(p) rows; expected one row per phase of the day, a number of phases that divides 86400 (24 for hours) and at most \(DataStatistics.maximumPhases)")
+        }
+        var table = [Double](repeating: .nan, count: p * names.count)
+        var seen = [Bool](repeating: false, count: p)
+        for (r, row) in rows.enumerated() {
+            let line = r + 2
+            guard let k = Int(row[phaseColumn]), (0..<p).contains(k) else {
+                throw EddyError.at(path, line: line, "phase '\(CSVFormat.short(row[phaseColumn]))': expected a whole number 0 … \(p - 1)")
+            }
+            if seen[k] { throw EddyError.at(path, line: line, "phase \(k) appears twice") }
+            seen[k] = true
+            for (i, c) in columns.enumerated() {
+                guard let v = Double(row[c]), v.isFinite else {
+                    throw EddyError.at(path, line: line, "column '\(CSVFormat.short(header[c]))': '\(CSVFormat.short(row[c]))' is not a finite number")
+                }
+                table[k * names.count + i] = v
+            }
+        }
+        self.path = path
+        period = p
+        values = table
+        variables = names.count
+    }
+
+    /// The climatology at a time (seconds since 1970, UTC).
+    public func at(_ seconds: Double) -> [Double] {
+        let day = seconds - (seconds / 86_400).rounded(.down) * 86_400
+        let k = min(period - 1, max(0, Int((day * Double(period) / 86_400).rounded(.down))))
+        return Array(values[(k * variables)..<((k + 1) * variables)])
+    }
 }
