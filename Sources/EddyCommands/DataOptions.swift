@@ -55,23 +55,7 @@ struct DataOptions: ParsableArguments {
 
     /// The spec for new data read by a model: the model's columns and shaping unless given here.
     func spec(for model: Model) throws -> DataSpec {
-        let shaping = model.metadata.shaping
-        // The model's variables are the columns themselves unless angles or a pivot renamed them.
-        let renamed = shaping.map { $0.pivot != nil || !$0.angles.isEmpty } ?? false
-        var s = DataSpec(path: data, columns: columns.map(splitList) ?? shaping?.columns ?? (renamed ? nil : model.metadata.variables),
-                         inputs: inputs.map(splitList) ?? shaping?.inputs ?? model.metadata.inputs,
-                         episodeColumn: episodeColumn ?? (shaping?.pivot == nil ? model.metadata.training.episodeColumn : nil))
-        if let shaping {
-            s.timeColumn = shaping.timeColumn
-            s.angles = shaping.angles
-            s.calendar = shaping.calendar
-            s.fillGaps = shaping.fillGaps
-            s.pivot = shaping.pivot
-            s.dt = shaping.dt
-            s.ncVariables = shaping.ncVariables ?? []
-            s.ncLevels = shaping.ncLevels
-            if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
-        }
+        var s = DataSpec.reading(data, for: model, columns: columns.map(splitList), inputs: inputs.map(splitList), episodeColumn: episodeColumn)
         try shape(&s)
         return s
     }

@@ -34,21 +34,7 @@ struct PythonPackageTests {
 
     /// The data as `eddy forecast` reads them for this model (its recorded shaping), with a time window.
     func spec(for model: Model, data: String, from: String? = nil, until: String? = nil) -> DataSpec {
-        let shaping = model.metadata.shaping
-        let renamed = shaping.map { $0.pivot != nil || !$0.angles.isEmpty } ?? false
-        var s = DataSpec(path: data, columns: shaping?.columns ?? (renamed ? nil : model.metadata.variables),
-                         inputs: shaping?.inputs ?? model.metadata.inputs,
-                         episodeColumn: shaping?.pivot == nil ? model.metadata.training.episodeColumn : nil)
-        if let shaping {
-            s.timeColumn = shaping.timeColumn
-            s.angles = shaping.angles
-            s.calendar = shaping.calendar
-            s.fillGaps = shaping.fillGaps
-            s.pivot = shaping.pivot
-            s.dt = shaping.dt
-            s.ncVariables = shaping.ncVariables ?? []
-            s.ncLevels = shaping.ncLevels
-        }
+        var s = DataSpec.reading(data, for: model)
         s.from = from.flatMap(TimeParser.seconds)
         s.until = until.flatMap(TimeParser.seconds)
         return s

@@ -207,3 +207,30 @@ public struct Model: Sendable {
         return c
     }
 }
+
+extension DataSpec {
+    /// The spec a model reads new data with (`eddy forecast`, `evaluate`): its recorded columns, inputs, episode column
+    /// and shaping (time column, angles, calendar, gap filling, pivot, dt, the NetCDF selection); `columns`, `inputs`
+    /// and `episodeColumn`, when given, replace the recorded ones.
+    public static func reading(_ path: String, for model: Model, columns: [String]? = nil, inputs: [String]? = nil,
+                               episodeColumn: String? = nil) -> DataSpec {
+        let shaping = model.metadata.shaping
+        // The model's variables are the columns themselves unless angles or a pivot renamed them.
+        let renamed = shaping.map { $0.pivot != nil || !$0.angles.isEmpty } ?? false
+        var s = DataSpec(path: path, columns: columns ?? shaping?.columns ?? (renamed ? nil : model.metadata.variables),
+                         inputs: inputs ?? shaping?.inputs ?? model.metadata.inputs,
+                         episodeColumn: episodeColumn ?? (shaping?.pivot == nil ? model.metadata.training.episodeColumn : nil))
+        if let shaping {
+            s.timeColumn = shaping.timeColumn
+            s.angles = shaping.angles
+            s.calendar = shaping.calendar
+            s.fillGaps = shaping.fillGaps
+            s.pivot = shaping.pivot
+            s.dt = shaping.dt
+            s.ncVariables = shaping.ncVariables ?? []
+            s.ncLevels = shaping.ncLevels
+            if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
+        }
+        return s
+    }
+}
