@@ -8,20 +8,6 @@ import Testing
 
 // MARK: - Helpers
 
-/// Runs `body` and returns the EddyError it throws; records an issue when it succeeds or throws anything else.
-@discardableResult
-private func refusal(_ what: String, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    do {
-        try body()
-        Issue.record("\(what): accepted", sourceLocation: sourceLocation)
-    } catch let e as EddyError {
-        return e.message
-    } catch {
-        Issue.record("\(what): threw \(type(of: error)) \(error), not EddyError", sourceLocation: sourceLocation)
-    }
-    return ""
-}
-
 /// An `.npy` header (format 1.0) around an arbitrary dictionary text, padded as NumPy does.
 private func npyHeader(_ dict: String, major: UInt8 = 1) -> [UInt8] {
     let preamble = major == 1 ? 10 : 12

@@ -8,18 +8,6 @@ import Testing
 // (truncated files are refused instead of read with zeros), and netCDF-4 files declaring huge dimensions are sized
 // before anything is allocated.
 
-private func refusal(_ what: String, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    do {
-        try body()
-        Issue.record("\(what): accepted", sourceLocation: sourceLocation)
-    } catch let e as EddyError {
-        return e.message
-    } catch {
-        Issue.record("\(what): threw \(type(of: error)) \(error), not EddyError", sourceLocation: sourceLocation)
-    }
-    return ""
-}
-
 private func write(_ bytes: [UInt8], _ path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
 
 private func readAll(_ path: String) throws -> (NetCDFReader, [RowBlock]) {

@@ -1,5 +1,6 @@
 import EddyTestSupport
 import Foundation
+import Testing
 @testable import Eddy
 
 /// Reads a whole dataset through the streaming reader.
@@ -23,4 +24,18 @@ func rotationCSV(_ path: String, episodes: Int = 3, steps: Int = 60, withInput: 
         }
     }
     try writeText(text, path)
+}
+
+/// Runs `body` and returns the EddyError it throws; records an issue when it succeeds or throws anything else.
+@discardableResult
+func refusal(_ what: String, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+    do {
+        try body()
+        Issue.record("\(what): accepted", sourceLocation: sourceLocation)
+    } catch let e as EddyError {
+        return e.message
+    } catch {
+        Issue.record("\(what): threw \(type(of: error)) \(error), not EddyError", sourceLocation: sourceLocation)
+    }
+    return ""
 }

@@ -101,11 +101,8 @@ struct CLITests {
     /// writing them as if they were fine (a flag column and a warning; evaluate lists them too).
     @Test func divergingForecastsAreFlagged() throws {
         let dir = try scratch()
-        let data = packageRoot + "/Scripts/data/nyc-airports-2013-hourly.csv"
-        let shape = ["--data", data, "--episode-column", "origin", "--time-column", "time_hour",
-                     "--columns", "temp,dewp,humid,wind_speed,wind_dir,pressure,visib", "--angles", "wind_dir", "--calendar", "hour,doy", "--fill-gaps", "3"]
-        let t = try eddy(["train"] + shape + ["--until", "2013-10-01", "--delays", "24", "--width", "256", "--ridge", "1e-6", "--out", dir + "/w.st"])
-        #expect(t.status == 0, "\(t.stderr)")
+        let data = weatherData
+        try trainWeatherModel(ridge: "1e-6", to: dir + "/w.st")
         let f = try eddy(["forecast", "--model", dir + "/w.st", "--data", data, "--from", "2013-11-01", "--horizon", "168",
                           "--origins", "every:168", "--out", dir + "/f.csv"])
         #expect(f.status == 0, "\(f.stderr)")

@@ -187,12 +187,6 @@ public struct Trainer {
         while let c = windows.take() { try offer(c) }
     }
 
-    /// Pass 2 through a backend: the sums `G` and `R` of every pair.
-    public static func accumulate(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, form: Form, backend: Backend,
-                                  chunkRows: Int, progress: ProgressHandler? = nil) throws -> GramSums {
-        try reduce(open, data, layer: layer, form: form, statistic: .gram, backend: backend, chunkRows: chunkRows, progress: progress).state.gram()
-    }
-
     /// Pass 2 through a backend into `statistic`. A backend that cannot produce it is replaced by the CPU for this
     /// pass; the reason comes back as a warning. `mergeSeconds`: the time the merge over the processes took (0 alone).
     public static func reduce(_ open: ReaderFactory, _ data: PreparedData, layer: HiddenLayer, form: Form, statistic: PassStatistic,
@@ -267,17 +261,7 @@ public struct Trainer {
         let solvesHere = Processes.group.rank == 0
         var passWarnings: [String] = []
         var passState: PassState?
-        if config.solver == .qr {
-            let (state, warning, merge) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .qr, backend: backend,
-                                                             chunkRows: config.chunkRows, progress: progress)
-            if Processes.group.size > 1 { seconds["merge"] = merge }
-            passWarnings += warning.map { [$0] } ?? []
-            passState = state
-            seconds["accumulate"] = clock.lap()
-            solution = solvesHere ? try Solver.factorPath(try state.factor(), width: config.width, targets: Array(0..<layout.targetCount),
-                                                          ridges: [config.ridge], rconds: [config.rcond])[0][0]
-                : Trainer.unsolved(layout)
-        } else if config.solver == .lstsq {
+        if config.solver == .lstsq {
             if Processes.group.size > 1 {
                 throw EddyError("--solver lstsq keeps every row in one process; under MPI use --solver qr (the same least-squares solution, streamed)")
             }
@@ -286,14 +270,21 @@ public struct Trainer {
             solution = try Solver.lstsq(rows: rows, targets: targets, count: count, features: layout.featureCount,
                                         targetCount: layout.targetCount, ridge: config.ridge, rcond: config.rcond)
         } else {
-            let (state, warning, merge) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: .gram, backend: backend,
-                                                             chunkRows: config.chunkRows, progress: progress)
+            // One streamed pass into the solver's statistic: the QR factor (qr) or the Gram sums (cholesky, eigh).
+            let (state, warning, merge) = try Trainer.reduce(open, data, layer: layer, form: config.form, statistic: config.solver == .qr ? .qr : .gram,
+                                                             backend: backend, chunkRows: config.chunkRows, progress: progress)
             if Processes.group.size > 1 { seconds["merge"] = merge }
             passWarnings += warning.map { [$0] } ?? []
-            let sums = try state.gram()
             passState = state
             seconds["accumulate"] = clock.lap()
-            solution = solvesHere ? try Solver.solve(sums, solver: config.solver, ridge: config.ridge, rcond: config.rcond) : Trainer.unsolved(layout)
+            if !solvesHere {
+                solution = Trainer.unsolved(layout)
+            } else if config.solver == .qr {
+                solution = try Solver.factorPath(try state.factor(), width: config.width, targets: Array(0..<layout.targetCount),
+                                                 ridges: [config.ridge], rconds: [config.rcond])[0][0]
+            } else {
+                solution = try Solver.solve(try state.gram(), solver: config.solver, ridge: config.ridge, rcond: config.rcond)
+            }
         }
         seconds["solve"] = clock.lap()
         guard solution.theta.allSatisfy(\.isFinite) else {
