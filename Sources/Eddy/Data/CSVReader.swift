@@ -75,6 +75,7 @@ public final class CSVReader: RowReader {
             shaper = RowShaper(path: spec.path, width: rawWidth, calendar: spec.calendar, fillGaps: spec.fillGaps,
                                from: spec.from, until: spec.until, dt: spec.dt, blockRows: spec.blockRows)
         }
+        shaper.countsFrom = spec.rawRows?.lowerBound ?? .min
     }
 
     public func next() throws -> RowBlock? {
@@ -95,6 +96,12 @@ public final class CSVReader: RowReader {
                 try shaper.add(rows[pivotIndex - 1])
                 continue
             }
+            // A shard (`DataSpec.rawRows`; raw row i is line i + 2): stop at its end.
+            if let window = spec.rawRows, lineNumber - 1 >= window.upperBound {
+                done = true
+                try shaper.finish()
+                continue
+            }
             guard let line = try lines.next() else {
                 done = true
                 try shaper.finish()
@@ -102,9 +109,12 @@ public final class CSVReader: RowReader {
                 continue
             }
             lineNumber += 1
+            // Lines before a shard's history are skipped unparsed.
+            if let window = spec.rawRows, lineNumber - 2 < window.lowerBound - spec.rawHistory { continue }
             if CSVFormat.isBlank(line) { continue }
             let fields = try CSVReader.fields(line, lineNumber: lineNumber, header: header, path: path)
-            let row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
+            var row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
+            row.source = lineNumber - 2
             if dates == nil, row.time != nil, let t = selection.time {
                 dates = TimeParser.isDate(CSVFormat.text(fields[t]))
             }

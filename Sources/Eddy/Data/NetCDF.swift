@@ -114,6 +114,8 @@ public final class NetCDFReader: RowReader {
     private let times: [Double]?
     private let shaper: RowShaper
     private var step = 0
+    /// One past the last time step read (`steps`, or the end of `DataSpec.rawRows`).
+    private var end = 0
     private var buffer: [Double] = []
     private var full: [Double]
 
@@ -376,6 +378,10 @@ public final class NetCDFReader: RowReader {
             }
             shaper = RowShaper(path: path, width: picked.count, calendar: spec.calendar, fillGaps: spec.fillGaps,
                                from: spec.from, until: spec.until, dt: spec.dt, blockRows: spec.blockRows)
+            // A shard reads its own time steps only (`DataSpec.rawRows`).
+            step = min(steps, max(0, (spec.rawRows?.lowerBound ?? 0) - spec.rawHistory))
+            end = max(step, min(steps, spec.rawRows?.upperBound ?? steps))
+            shaper.countsFrom = spec.rawRows?.lowerBound ?? .min
         } catch {
             nc_close(id)
             ncid = -1
@@ -388,7 +394,7 @@ public final class NetCDFReader: RowReader {
     public func next() throws -> RowBlock? {
         while true {
             if let block = shaper.builder.take() { return block }
-            if step == steps {
+            if step == end {
                 if ncid >= 0 { NetCDFLibrary.locked { _ = nc_close(ncid) }; ncid = -1 }
                 return nil
             }
@@ -418,9 +424,9 @@ public final class NetCDFReader: RowReader {
             }
             let row = picked.map { full[$0] }
             for (k, v) in row.enumerated() where !v.isNaN { counts[k] += 1 }
-            try shaper.add(RawRow(episode: "0", time: times?[step], values: row, line: step))
+            try shaper.add(RawRow(episode: "0", time: times?[step], values: row, line: step, source: step))
             step += 1
-            if step == steps { try shaper.finish() }
+            if step == end { try shaper.finish() }
         }
     }
 
