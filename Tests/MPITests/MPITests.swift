@@ -168,6 +168,29 @@ struct MPITests {
         }
     }
 
+    /// `--pca` under mpirun: the EOF pass reads shards too (the exact one here: the randomized one is chosen above 8192
+    /// columns only). Its covariance is summed over the
+    /// processes along a tree, so the components agree to rounding, not bitwise; the statistics of the columns (range,
+    /// fingerprint) and the pair counts are exact.
+    @Test func pcaShardsMatchOneProcess() throws {
+        let dir = try scratch("mpi-pca")
+        let data = try Self.lorenz(dir)
+        let common = ["train", "--data", data, "--pca", "2", "--width", "40", "--delays", "2", "--seed", "2",
+                      "--backend", "cpu", "--shard-rows", "300"]
+        let one = try eddy(common + ["--out", dir + "/one.safetensors"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let reference = try ModelFile.read(dir + "/one.safetensors")
+        for k in [2, 3] {
+            let run = try mpirun(k, common + ["--out", "\(dir)/k\(k).safetensors"])
+            #expect(run.status == 0, "K=\(k): \(run.stderr)")
+            let m = try ModelFile.read("\(dir)/k\(k).safetensors")
+            #expect(m.metadata.training.fingerprint == reference.metadata.training.fingerprint && m.metadata.training.pairs == reference.metadata.training.pairs)
+            #expect(m.metadata.trainingRange == reference.metadata.trainingRange)
+            #expect(maxAbsDiff(m.eof!.vectors.map(abs), reference.eof!.vectors.map(abs)) < 1e-10, "K=\(k)")
+            #expect(relative(m.normalisation.variableStd, reference.normalisation.variableStd) < 1e-10, "K=\(k)")
+        }
+    }
+
     /// A sweep over two widths under mpirun -n 2 picks the candidate one process picks, with the same scores.
     @Test func sweepPicksTheSameCandidate() throws {
         let dir = try scratch("mpi-sweep")

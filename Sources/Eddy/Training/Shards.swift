@@ -362,6 +362,17 @@ public struct ShardPlan: Sendable {
         return try DataSource.open(s)
     }
 
+    /// The time step, whether the rows have times, and whether those are dates, from the first rows of `reader`.
+    static func timing(_ reader: RowReader) throws -> (dt: Double?, hasTimes: Bool, dates: Bool) {
+        var hasTimes = false
+        for index in 0..<64 {
+            guard let b = try reader.next() else { break }
+            if index == 0 { hasTimes = b.times.count == b.rowCount && b.rowCount > 0 }
+            if !hasTimes || reader.inferredDt != nil { break }
+        }
+        return (reader.inferredDt, hasTimes, reader.timesAreDates)
+    }
+
     /// This process's reader (the components, with a reduction).
     public func open(reduction: Reduction?) throws -> RowReader {
         let reader = try DataSource.open(spec)

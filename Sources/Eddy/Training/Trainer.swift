@@ -120,14 +120,7 @@ public struct Trainer {
         let group = Processes.group
         // The time step and whether times are dates come from the first rows of the dataset, which every process
         // reads for that (a shard's own first rows could disagree): a few rows at a time, to stop soon.
-        let probe = try shards?.probe() ?? open()
-        var hasTimes = false
-        for index in 0..<64 {
-            guard let b = try probe.next() else { break }
-            if index == 0 { hasTimes = b.times.count == b.rowCount && b.rowCount > 0 }
-            if !hasTimes || probe.inferredDt != nil { break }
-        }
-        let dt = probe.inferredDt, timesAreDates = probe.timesAreDates
+        let (dt, hasTimes, timesAreDates) = try ShardPlan.timing(try shards?.probe() ?? open())
         var plan = shards
         if hasTimes, plan?.spec.dt == nil { plan?.spec.dt = dt }
         let reader = try plan.map { try $0.open(reduction: reduction) } ?? open()
@@ -299,12 +292,12 @@ public struct Trainer {
         var seconds: [String: Double] = [:]
         let spec = config.data
         var open: ReaderFactory = { try DataSource.open(spec) }
+        // Every process reads only its shard of the data, in every pass.
+        let plan = try ShardPlan.make(spec, delays: config.delays, blockRows: config.shardRows)
         let reduction = try config.pca.map {
-            try EOFAnalysis.fit(open, components: $0, path: spec.path, areaWeights: config.areaWeights, progress: progress)
+            try EOFAnalysis.fit(open, components: $0, path: spec.path, areaWeights: config.areaWeights, shards: plan, progress: progress)
         }
         if let reduction { open = reduction.wrap(open) }
-        // Every process reads only its shard of the data for the statistics and accumulation passes.
-        let plan = try ShardPlan.make(spec, delays: config.delays, blockRows: config.shardRows)
         let data = try Trainer.prepare(open, path: spec.path, delays: config.delays, seed: config.seed, poolSize: config.swimPool,
                                        chunkRows: config.chunkRows, reduction: reduction, shards: plan, progress: progress)
         seconds["statistics"] = clock.lap()
