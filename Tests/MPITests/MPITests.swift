@@ -218,6 +218,32 @@ struct MPITests {
         #expect(ma.layer.weights == mb.layer.weights)
     }
 
+    /// A sweep with a validation file reads its training data in shards: the same candidates and scores as one process,
+    /// the same hidden layer.
+    @Test func shardedSweepPicksTheSameCandidate() throws {
+        let dir = try scratch("mpi-sweep-file")
+        let data = try Self.lorenz(dir)
+        let validation = dir + "/val.csv"
+        #expect(try eddy(["generate", "lorenz63", "--trajectories", "2", "--steps", "300", "--seed", "9", "--out", validation]).status == 0)
+        let common = ["sweep", "--data", data, "--validation", validation, "--widths", "40,120", "--ridges", "1e-10,1e-6", "--solver", "cholesky",
+                      "--backend", "cpu", "--horizon", "20", "--delays", "2", "--shard-rows", "700", "--json"]
+        let one = try eddy(common + ["--out", dir + "/one.safetensors"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let three = try mpirun(3, common + ["--out", dir + "/three.safetensors"])
+        #expect(three.status == 0, "\(three.stderr)")
+        let a = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as! [String: Any]
+        let b = try JSONSerialization.jsonObject(with: Data(three.stdout.utf8)) as! [String: Any]
+        let sa = (a["candidates"] as! [[String: Any]]).map { $0["score"] as? Double ?? .nan }.sorted()
+        let sb = (b["candidates"] as! [[String: Any]]).map { $0["score"] as? Double ?? .nan }.sorted()
+        #expect(sa.count == 4 && sb.count == 4)
+        // The scores move with G's last bits: in one process, --chunk-rows 333 instead of 4096 moves them by up to
+        // 9e-7 of themselves (the best, ~2e-8, is a fit to rounding); 1e-4 leaves room for that and catches a wrong pass.
+        for (x, y) in zip(sa, sb) { #expect(abs(x - y) <= 1e-4 * abs(x), "score \(x) vs \(y)") }
+        let ma = try ModelFile.read(dir + "/one.safetensors"), mb = try ModelFile.read(dir + "/three.safetensors")
+        #expect(ma.metadata.width == mb.metadata.width && ma.metadata.ridge == mb.metadata.ridge)
+        #expect(ma.layer == mb.layer && ma.normalisation == mb.normalisation)
+    }
+
     /// A bad row in the data: every rank meets it; one clear line naming the file and line, exit non-zero, no model.
     @Test func badFileEndsTheJob() throws {
         let dir = try scratch("mpi-bad")
