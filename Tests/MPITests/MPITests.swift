@@ -103,8 +103,8 @@ struct MPITests {
 
     /// Shards of every kind of data against one process: a CSV with a time column, missing values and `--fill-gaps`
     /// (shard boundaries of 37 rows fall next to gaps and inside delay windows; the time step comes from the first
-    /// rows of the data, not of a shard), a 3-D `.npy` (trajectories one after another), and a directory of files
-    /// (one file a shard; K = 3 over 2 files leaves a rank empty).
+    /// rows of the data, not of a shard), a NetCDF grid (time steps seeked to), a 3-D `.npy` (trajectories one after
+    /// another), and a directory of files (one file a shard; K = 3 over 2 files leaves a rank empty).
     @Test func shardsOfEveryFormatMatchOneProcess() throws {
         let dir = try scratch("mpi-formats")
         // CSV: hourly times, a gap of 2 missing rows every 50 (filled), a missing value every 83 (filled), a jump of 6
@@ -130,7 +130,10 @@ struct MPITests {
             for s in 0..<150 { csv += "\(sin(Double(s) * 0.09 + Double(f))),\(cos(Double(s) * 0.04 * Double(f + 1)))\n" }
             try writeText(csv, "\(dir)/files/part\(f).csv")
         }
+        // NetCDF: 150 hourly steps of a 4 × 8 tracer grid (32 variables), in blocks of 25 time steps.
+        #expect(try eddy(["generate", "tracer", "--steps", "150", "--lat", "4", "--lon", "8", "--out", dir + "/grid.nc"]).status == 0)
         let cases: [(String, [String])] = [
+            ("nc", ["--data", dir + "/grid.nc", "--shard-rows", "25", "--calendar", "hour"]),
             ("csv", ["--data", dir + "/hourly.csv", "--time-column", "time", "--fill-gaps", "2", "--calendar", "hour", "--shard-rows", "37"]),
             ("npy", ["--data", dir + "/three.npy", "--shard-rows", "45"]),
             ("dir", ["--data", dir + "/files"]),
