@@ -102,6 +102,10 @@ public final class CSVReader: RowReader {
                 try shaper.finish()
                 continue
             }
+            // Lines before a shard's history are passed over unparsed and uncopied.
+            if let window = spec.rawRows, lineNumber - 1 < window.lowerBound - spec.rawHistory {
+                if try lines.skip() { lineNumber += 1; continue }
+            }
             guard let line = try lines.next() else {
                 done = true
                 try shaper.finish()
@@ -109,8 +113,6 @@ public final class CSVReader: RowReader {
                 continue
             }
             lineNumber += 1
-            // Lines before a shard's history are skipped unparsed.
-            if let window = spec.rawRows, lineNumber - 2 < window.lowerBound - spec.rawHistory { continue }
             if CSVFormat.isBlank(line) { continue }
             let fields = try CSVReader.fields(line, lineNumber: lineNumber, header: header, path: path)
             var row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
@@ -423,6 +425,25 @@ struct LineSplitter {
     private func tooLong() -> EddyError {
         let limit = maxLineBytes % (1 << 20) == 0 ? "\(maxLineBytes >> 20) MiB" : "\(maxLineBytes) bytes"
         return EddyError.at(path, line: lineCount + 1, "line longer than \(limit), the most one CSV row may hold; is this a CSV file with one row per line?")
+    }
+
+    /// Passes over the next line without copying it (a shard's rows before its history); false at the end.
+    mutating func skip() throws -> Bool {
+        let from = position + scanned
+        let found: Int? = buffer.withUnsafeBufferPointer { p in
+            guard from < p.count, let base = p.baseAddress,
+                  let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), p.count - from) else { return nil }
+            return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        }
+        if let nl = found {
+            if nl - position > maxLineBytes { throw tooLong() }
+            position = nl + 1
+            scanned = 0
+            lineCount += 1
+            return true
+        }
+        // No whole line in the buffer: `next` reads on (it copies this one line).
+        return try next() != nil
     }
 
     mutating func next() throws -> [UInt8]? {
