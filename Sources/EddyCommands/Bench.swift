@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Control inputs u appended to the dictionary.") var controls = 0
     @Option(help: "Rows per chunk (a multiple of 128 on OpenCL).") var chunkRows = 16384
     @Option(help: "Repetitions of each configuration; every time reported is the fastest (torch_edmd.py reports its best of 3).") var reps = 1
+    @Flag(help: "OpenCL: check a whole chunk (--chunk-rows rows, through the pass's own kernels at its shape) against OpenBLAS on the host, not the first 256 rows; the JSON's check says how far G and R were.") var check = false
     @Flag(help: "Print JSON: {\"device\", \"results\": [one object per form and precision], \"failures\": [the configurations that failed, with why]}.") var json = false
 
     func run() throws {
@@ -39,7 +40,7 @@ struct Bench: ParsableCommand {
             for f in forms {
                 for p in device == nil ? [Precision.double] : precisions where p == .mixed || device?.fp64 != false {
                     do {
-                        results.append(try Benchmark.run(shape, form: f, precision: p, device: device, repetitions: reps))
+                        results.append(try Benchmark.run(shape, form: f, precision: p, device: device, repetitions: reps, checkRows: check ? chunkRows : nil))
                     } catch let e as EddyError {
                         failures.append((f, p, e.message))
                         if !json { printError("eddy: warning: bench \(f.rawValue) \(p.rawValue) failed: \(e.message)") }

@@ -43,6 +43,17 @@ public enum Benchmark {
         public var solveFailed = 0.0
         /// Repetitions timed; every time is the fastest of them (as torch_edmd.py's best of 3).
         public var repetitions = 1
+        /// OpenCL: bytes per slice (uploads, read-backs, CLBlast's temporaries), from the backend's accounting.
+        public var traffic: Traffic?
+        /// OpenCL: the Xgemm parameters CLBlast applied (its database or the tuned cache) and where they came from.
+        public var parameters: [(String, Int)] = []
+        public var tuning: String?
+        /// OpenCL: CLBlast's XGEMM_MIN_INDIRECT_SIZE and which GEMM kernel the pass's cross product took.
+        public var indirectThreshold: Int?
+        public var gemmPath: String?
+        /// OpenCL: the check slice at the pass's shape against OpenBLAS: its rows and max relative difference in G, R.
+        public var checkRows: Int?
+        public var checkDifference: Double?
 
         /// Gram phase in TFLOP/s, counting N·D² (ENGINEERING.md's convention).
         public var gramTFLOPs: Double { Double(rows) * Double(features) * Double(features) / (phases["gram"] ?? .nan) / 1e12 }
@@ -57,6 +68,17 @@ public enum Benchmark {
                       ("total_s", .number(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
                       ("gram_tflops", .number(gramTFLOPs))]
             if let lift = phases["lift"], let bytes = liftBytes { pairs.append(("lift_gbs", .number(Double(bytes) / lift / 1e9))) }
+            if let traffic { pairs.append(("traffic_per_slice", traffic.json)) }
+            if !parameters.isEmpty {
+                pairs.append(("clblast_xgemm", .object(parameters.map { ($0.0, .int($0.1)) })))
+                pairs.append(("clblast_source", .string(tuning ?? "CLBlast's database (untuned)")))
+            }
+            if let indirectThreshold { pairs.append(("xgemm_min_indirect_size", .int(indirectThreshold))) }
+            if let gemmPath { pairs.append(("gemm_path", .string(gemmPath))) }
+            if let checkRows, let checkDifference {
+                pairs.append(("check", .object([("rows", .int(checkRows)), ("max_relative_difference", .number(checkDifference)),
+                                                 ("tolerance", .number(precision == "double" ? 1e-10 : 1e-4))])))
+            }
             return .object(pairs)
         }
 
@@ -66,8 +88,10 @@ public enum Benchmark {
 
     /// Runs one form and precision `repetitions` times and keeps the fastest time of each phase (and of the pass and
     /// the solve); `device` nil means the CPU backend (double only).
-    public static func run(_ shape: Shape, form: Form, precision: Precision, device: OpenCLDevice?, repetitions: Int) throws -> Result {
-        var best = try run(shape, form: form, precision: precision, device: device)
+    /// `checkRows` (OpenCL): the check slice's rows in the first repetition (`eddy bench --check`: a whole chunk).
+    public static func run(_ shape: Shape, form: Form, precision: Precision, device: OpenCLDevice?, repetitions: Int,
+                           checkRows: Int? = nil) throws -> Result {
+        var best = try run(shape, form: form, precision: precision, device: device, checkRows: checkRows)
         for _ in 1..<max(1, repetitions) {
             let r = try run(shape, form: form, precision: precision, device: device)
             for (k, v) in r.phases { best.phases[k] = min(best.phases[k] ?? v, v) }
@@ -79,7 +103,7 @@ public enum Benchmark {
     }
 
     /// Runs one form and precision once; `device` nil means the CPU backend (double only).
-    public static func run(_ shape: Shape, form: Form, precision: Precision, device: OpenCLDevice?) throws -> Result {
+    public static func run(_ shape: Shape, form: Form, precision: Precision, device: OpenCLDevice?, checkRows: Int? = nil) throws -> Result {
         let layout = DictionaryLayout(variables: shape.inputs, delays: 1, width: shape.width, inputs: shape.controls, form: form)
         let layer = Sampler.random(inputSize: shape.inputs, width: shape.width, activation: shape.activation, scale: 0.3, seed: 1)
         let chunk = syntheticChunk(rows: shape.chunkRows, inputs: shape.inputs, controls: shape.controls)
@@ -92,13 +116,21 @@ public enum Benchmark {
         if let device {
             // Once with every phase synchronised and timed, once as training runs it.
             let timed = try OpenCLBackend(device: device, precision: precision, rows: shape.chunkRows)
+            if let checkRows { timed.checkRows = checkRows }
             timed.phases = [:]
             try timed.beginPass(layer: layer, layout: layout)
             timed.phases = [:]   // not the dry slice
             for _ in 0..<chunks { try timed.accumulate(chunk) }
             _ = try timed.endPass()
             result.phases = timed.phases ?? [:]
-            let ld = (layout.featureCount + 63) / 64 * 64
+            result.traffic = timed.traffic
+            result.parameters = timed.appliedParameters
+            result.tuning = timed.tuning
+            result.indirectThreshold = timed.indirectThreshold
+            result.checkRows = min(timed.checkRows, timed.rows)
+            result.checkDifference = timed.checks.values.max()
+            let ld = timed.lastLd ?? (layout.featureCount + 63) / 64 * 64
+            result.gemmPath = BackendSelection.gemmPath(m: ld, n: form == .koopman ? ld : layout.variables, k: timed.rows, threshold: result.indirectThreshold)
             result.liftBytes = rows * ld * (precision == .double ? 8 : 4) * (form == .koopman ? 2 : 1)
             let backend = try OpenCLBackend(device: device, precision: precision, rows: shape.chunkRows)
             try backend.beginPass(layer: layer, layout: layout)

@@ -10,8 +10,27 @@ import Glibc
 
 /// Throws an `EddyError` for a failed OpenCL call.
 func check(_ status: cl_int, _ call: @autoclosure () -> String) throws {
-    guard status == CL_SUCCESS else { throw EddyError("OpenCL: \(call()) failed: \(statusName(status))") }
+    guard status == CL_SUCCESS else {
+        let name = call()
+        throw EddyError("OpenCL: \(name) failed: \(statusName(status))" + (isWait(name) ? lateFaultNote(status) : ""))
+    }
 }
+
+/// Calls that wait for earlier work: a failure there may belong to any kernel enqueued before.
+private func isWait(_ call: String) -> Bool {
+    ["clFinish", "clWaitForEvents", "clEnqueueReadBuffer"].contains { call.hasPrefix($0) }
+}
+
+/// NVIDIA's OpenCL reports a kernel that faulted (an out-of-bounds access, a watchdog timeout) only later, when the
+/// host waits or reads, as CL_INVALID_COMMAND_QUEUE or CL_OUT_OF_RESOURCES, and the context is dead from then on.
+/// The words "the context is unusable" mark such an error (`isLateFault`).
+func lateFaultNote(_ status: cl_int) -> String {
+    guard status == -36 || status == -5 else { return "" }
+    return " — at a wait or read-back this means an earlier kernel faulted (on NVIDIA: an out-of-bounds access or a time-out of a long kernel); the context is unusable and must be recreated; try smaller --chunk-rows"
+}
+
+/// Whether an error is a late kernel fault (`lateFaultNote`): the context must be replaced before going on.
+public func isLateFault(_ message: String) -> Bool { message.contains("the context is unusable") }
 
 /// `CL_OUT_OF_RESOURCES (-5)` for the statuses one meets; the bare number otherwise.
 func statusName(_ status: cl_int) -> String {
