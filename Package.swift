@@ -31,7 +31,7 @@ let package = Package(
         // MARK: The OpenCL backend (lift kernels + CLBlast); Kernels/*.cl are embedded at build time
         .target(
             name: "EddyOpenCL",
-            dependencies: ["Eddy", "COpenCL", "CCLBlast", "CBLAS", "CLBlastParameters"],
+            dependencies: ["Eddy", "COpenCL", "CCLBlast", "CBLAS", "CLAPACKE", "CLBlastParameters"],
             plugins: ["EmbedKernels"]
         ),
         // CLBlast's tuning parameters read back (its C++ API only): the defaults a failed tuned set returns to, and

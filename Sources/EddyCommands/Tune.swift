@@ -57,9 +57,10 @@ struct Tune: ParsableCommand {
             for p in splitList(precision) {
                 guard p == "single" || p == "double" else { throw EddyError("--precision: unknown value '\(p)'; expected single, double") }
                 if p == "double" && !d.fp64 { printError("eddy: \(d.name) has no FP64; skipping double"); continue }
-                if !json { printError("tuning Xgemm \(p) on \(d.name): CLBlast defaults and \(trials) parameter sets, ld = \(size), \(rows) rows") }
+                printError("tuning Xgemm \(p) on \(d.name): CLBlast defaults and \(trials) parameter sets, ld = \(size), \(rows) rows")
+                // Progress goes to stderr with --json too: a run cut short by a timeout still shows how far it got.
                 let r = try Tuner.run(device: d, single: p == "single", size: size, rows: rows, trials: trials, budget: budget) { line in
-                    if !json { printError("  " + line) }
+                    printError("  " + line)
                 }
                 // Saved as each precision ends: a later precision that runs out of time loses nothing of this one.
                 if let best = r.best {

@@ -1,4 +1,5 @@
 import CBLAS
+import CLAPACKE
 import Eddy
 
 /// `eddy bench`: the phases of one training pass — lift, Gram, right-hand sides, solve — timed on synthetic
@@ -41,6 +42,8 @@ public enum Benchmark {
         public var solveRidge = 1e-8
         /// Of `solve`, the seconds spent on Cholesky attempts that failed (a Gram not positive definite at a smaller α).
         public var solveFailed = 0.0
+        /// The Cholesky solve at the ridge it used, split: factor (dpotrf), triangular solves (dpotrs), condition (dpocon).
+        public var solveSplit: [String: Double] = [:]
         /// Repetitions timed; every time is the fastest of them (as torch_edmd.py's best of 3).
         public var repetitions = 1
         /// OpenCL: bytes per slice (uploads, read-backs, CLBlast's temporaries), from the backend's accounting.
@@ -64,6 +67,7 @@ public enum Benchmark {
                 ("precision", .string(precision)), ("rows", .int(rows)), ("features", .int(features)),
             ]
             for (k, v) in phases.sorted(by: { $0.key < $1.key }) { pairs.append(("\(k)_s", .number(v))) }
+            for (k, v) in solveSplit.sorted(by: { $0.key < $1.key }) { pairs.append(("solve_\(k)_s", .number(v))) }
             pairs += [("accumulate_s", .number(accumulate)), ("solve_s", .number(solve)), ("solve_failed_s", .number(solveFailed)),
                       ("total_s", .number(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
                       ("gram_tflops", .number(gramTFLOPs))]
@@ -96,7 +100,7 @@ public enum Benchmark {
             let r = try run(shape, form: form, precision: precision, device: device)
             for (k, v) in r.phases { best.phases[k] = min(best.phases[k] ?? v, v) }
             best.accumulate = min(best.accumulate, r.accumulate)
-            if r.solve < best.solve { (best.solve, best.solveFailed, best.solveRidge) = (r.solve, r.solveFailed, r.solveRidge) }
+            if r.solve < best.solve { (best.solve, best.solveFailed, best.solveRidge, best.solveSplit) = (r.solve, r.solveFailed, r.solveRidge, r.solveSplit) }
         }
         best.repetitions = max(1, repetitions)
         return best
@@ -160,7 +164,37 @@ public enum Benchmark {
             if solved { break }
             result.solveFailed += seconds
         }
+        result.solveSplit = choleskySplit(sums, ridge: result.solveRidge)
         return result
+    }
+
+    /// The three LAPACK steps of `Solver.solve`'s Cholesky path, timed one by one at `ridge` (the solve itself is timed
+    /// whole above): factor, triangular solves for every right-hand side, condition estimate.
+    static func choleskySplit(_ sums: GramSums, ridge alpha: Double) -> [String: Double] {
+        let f = sums.layout.featureCount, r = sums.layout.targetCount
+        var trace = 0.0
+        for i in 0..<f { trace += sums.gram[i * f + i] }
+        let lambda = Solver.relativeRidge(alpha, trace: trace, size: f)
+        var a = sums.gram
+        for i in 0..<f { a[i * f + i] += lambda }
+        var anorm = 0.0
+        for i in 0..<f { var s = 0.0; for j in 0..<f { s += abs(a[i * f + j]) }; anorm = max(anorm, s) }
+        let upper = CChar(UInt8(ascii: "U"))
+        var clock = Stopwatch()
+        let info = a.withUnsafeMutableBufferPointer { LAPACKE_dpotrf(LAPACK_ROW_MAJOR, upper, Int32(f), $0.baseAddress, Int32(f)) }
+        var split = ["factor": clock.lap()]
+        guard info == 0 else { return split }
+        var theta = sums.rightHandSide
+        _ = a.withUnsafeBufferPointer { fp in
+            theta.withUnsafeMutableBufferPointer {
+                LAPACKE_dpotrs(LAPACK_ROW_MAJOR, upper, Int32(f), Int32(r), fp.baseAddress, Int32(f), $0.baseAddress, Int32(r))
+            }
+        }
+        split["triangular"] = clock.lap()
+        var rcond = 0.0
+        _ = a.withUnsafeBufferPointer { LAPACKE_dpocon(LAPACK_ROW_MAJOR, upper, Int32(f), $0.baseAddress, Int32(f), anorm, &rcond) }
+        split["condition"] = clock.lap()
+        return split
     }
 
     /// Standard normal windows, every row a pair source but the last.

@@ -353,3 +353,28 @@ final class CLKernel: @unchecked Sendable {
         return CLEvent(event!)
     }
 }
+
+extension CLProgram {
+    /// The build log (warnings, and on NVIDIA with -cl-nv-verbose the ptxas register and spill lines), full length.
+    func log(for device: OpenCLDevice) -> String {
+        var size = 0
+        guard clGetProgramBuildInfo(program, device.handle.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
+              size > 1 else { return "" }
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        _ = clGetProgramBuildInfo(program, device.handle.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
+        return bytes.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingSpaces()
+    }
+
+    /// The program's binary for its one device (`CL_PROGRAM_BINARIES`: PTX text on NVIDIA, an ELF or bitcode elsewhere).
+    func binary() -> [UInt8] {
+        var size = 0
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS,
+              size > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let status: cl_int = bytes.withUnsafeMutableBufferPointer { b in
+            var pointers: [UnsafeMutablePointer<UInt8>?] = [b.baseAddress]
+            return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointers, nil)
+        }
+        return status == CL_SUCCESS ? bytes : []
+    }
+}

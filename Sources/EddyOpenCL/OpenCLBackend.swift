@@ -238,6 +238,7 @@ public final class OpenCLBackend: Backend {
         try flushMixed(pass)
         try context.finish()
         if phases != nil && pass.gramPart != nil { phases!["sum", default: 0] += clock.lap() }
+        defer { if phases != nil { phases!["readback", default: 0] += clock.lap() } }
         let layout = pass.layout
         let f = layout.featureCount, t = layout.targetCount
         var sums = GramSums(layout: layout)

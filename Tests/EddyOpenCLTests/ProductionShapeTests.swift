@@ -87,3 +87,22 @@ struct ProductionShapeTests {
         #expect(after.stdout.contains(other), "the single-precision entry stays: \(after.stdout)")
     }
 }
+
+/// The tuner's candidates (no device needed): each fits the pass's padding and Xgemm's rules; double has its own grid.
+@Suite("Tuning candidates")
+struct TuningCandidateTests {
+    @Test func candidatesFitThePaddingAndDoubleHasItsOwn() {
+        for (ld, rows) in [(4160, 16384), (576, 2304), (320, 4096)] {
+            let single = Tuner.candidates(single: true, localMemory: 48 << 10, maxWorkGroup: 1024, count: 12, ld: ld, rows: rows)
+            let double = Tuner.candidates(single: false, localMemory: 48 << 10, maxWorkGroup: 1024, count: 12, ld: ld, rows: rows)
+            #expect(!single.isEmpty && !double.isEmpty)
+            for c in single + double {
+                let v = Dictionary(c.values, uniquingKeysWith: { a, _ in a })
+                #expect(ld % v["MWG"]! == 0 && ld % v["NWG"]! == 0 && rows % (v["KWG"]! * v["KREG"]!) == 0, "\(c.line) at ld \(ld)")
+                #expect(v["MDIMC"]! * v["NDIMC"]! <= 1024)
+                #expect((v["KWG"]! * (v["MWG"]! + v["NWG"]!)) * (c.single ? 4 : 8) <= 48 << 10)
+            }
+            #expect(double.allSatisfy { !$0.single && ($0.values.first { $0.0 == "VWM" }!.1) <= 2 })
+        }
+    }
+}
