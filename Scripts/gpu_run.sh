@@ -105,6 +105,7 @@ for form, eddy_p, torch_name in [("koopman", "double", "torch-fp64-koopman"), ("
                   "speed_untuned": ratio(u), "speed_tuned": ratio(tu),
                   "gram_tflops_untuned": u and u.get("gram_tflops"), "gram_tflops_tuned": tu and tu.get("gram_tflops"),
                   "lift_gbs_untuned": u and u.get("lift_gbs"), "solve_s_untuned": u and u.get("solve_s"),
+                  "device_solve_s_untuned": u and u.get("device_solve_s"), "device_solve_difference": u and u.get("device_solve_difference"),
                   "check_untuned": u and (u.get("check") or {}).get("max_relative_difference"),
                   "gemm_path": u and u.get("gemm_path"), "clblast_temp_bytes_per_slice": u and (u.get("traffic_per_slice") or {}).get("clblast_temp_bytes")})
 chunks = []
@@ -115,12 +116,12 @@ for s in steps:
 card = (load("torch-fp32-koopman") or {}).get("device") or (device if isinstance(device, str) else None)
 def cell(v):
     return "–" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
-lines = [f"card: {card}", "", "| form | Eddy | PyTorch | PyTorch s | Eddy untuned s | Eddy tuned s | speed untuned | speed tuned | Gram TFLOP/s untuned | tuned | lift GB/s | check |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+lines = [f"card: {card}", "", "| form | Eddy | PyTorch | PyTorch s | Eddy untuned s | Eddy tuned s | speed untuned | speed tuned | Gram TFLOP/s untuned | tuned | lift GB/s | solve host s | solve device s | check |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for r in table:
     lines.append("| " + " | ".join(cell(r[k]) for k in ["form", "eddy", "torch", "torch_total_s", "eddy_untuned_total_s", "eddy_tuned_total_s",
                                                        "speed_untuned", "speed_tuned", "gram_tflops_untuned", "gram_tflops_tuned",
-                                                       "lift_gbs_untuned", "check_untuned"]) + " |")
+                                                       "lift_gbs_untuned", "solve_s_untuned", "device_solve_s_untuned", "check_untuned"]) + " |")
 if chunks:
     lines += ["", "| chunk rows (mixed, Koopman) | total s | Gram TFLOP/s |", "|---|---|---|"]
     lines += [f"| {c['chunk_rows']} | {cell(c['total_s'])} | {cell(c['gram_tflops'])} |" for c in chunks]

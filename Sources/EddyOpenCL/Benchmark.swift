@@ -44,6 +44,11 @@ public enum Benchmark {
         public var solveFailed = 0.0
         /// The Cholesky solve at the ridge it used, split: factor (dpotrf), triangular solves (dpotrs), condition (dpocon).
         public var solveSplit: [String: Double] = [:]
+        /// OpenCL with FP64: the same Cholesky solve on the device (`DeviceSolve`): seconds per step, and Θ's max relative
+        /// difference from the host solve's.
+        public var deviceSolve: [String: Double] = [:]
+        public var deviceSolveDifference: Double?
+        public var deviceSolveError: String?
         /// Repetitions timed; every time is the fastest of them (as torch_edmd.py's best of 3).
         public var repetitions = 1
         /// OpenCL: bytes per slice (uploads, read-backs, CLBlast's temporaries), from the backend's accounting.
@@ -68,6 +73,10 @@ public enum Benchmark {
             ]
             for (k, v) in phases.sorted(by: { $0.key < $1.key }) { pairs.append(("\(k)_s", .number(v))) }
             for (k, v) in solveSplit.sorted(by: { $0.key < $1.key }) { pairs.append(("solve_\(k)_s", .number(v))) }
+            for (k, v) in deviceSolve.sorted(by: { $0.key < $1.key }) { pairs.append(("device_solve_\(k)_s", .number(v))) }
+            if !deviceSolve.isEmpty { pairs.append(("device_solve_s", .number(deviceSolve.values.reduce(0, +)))) }
+            if let deviceSolveDifference { pairs.append(("device_solve_difference", .number(deviceSolveDifference))) }
+            if let deviceSolveError { pairs.append(("device_solve_error", .string(deviceSolveError))) }
             pairs += [("accumulate_s", .number(accumulate)), ("solve_s", .number(solve)), ("solve_failed_s", .number(solveFailed)),
                       ("total_s", .number(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
                       ("gram_tflops", .number(gramTFLOPs))]
@@ -101,6 +110,7 @@ public enum Benchmark {
             for (k, v) in r.phases { best.phases[k] = min(best.phases[k] ?? v, v) }
             best.accumulate = min(best.accumulate, r.accumulate)
             if r.solve < best.solve { (best.solve, best.solveFailed, best.solveRidge, best.solveSplit) = (r.solve, r.solveFailed, r.solveRidge, r.solveSplit) }
+            for (k, v) in r.deviceSolve { best.deviceSolve[k] = min(best.deviceSolve[k] ?? v, v) }
         }
         best.repetitions = max(1, repetitions)
         return best
@@ -117,6 +127,7 @@ public enum Benchmark {
                             precision: device == nil ? "double" : precision.rawValue, rows: rows, features: layout.featureCount,
                             phases: [:], accumulate: 0, solve: 0)
         let sums: GramSums
+        var opencl: OpenCLBackend?
         if let device {
             // Once with every phase synchronised and timed, once as training runs it.
             let timed = try OpenCLBackend(device: device, precision: precision, rows: shape.chunkRows)
@@ -137,6 +148,8 @@ public enum Benchmark {
             result.gemmPath = BackendSelection.gemmPath(m: ld, n: form == .koopman ? ld : layout.variables, k: timed.rows, threshold: result.indirectThreshold)
             result.liftBytes = rows * ld * (precision == .double ? 8 : 4) * (form == .koopman ? 2 : 1)
             let backend = try OpenCLBackend(device: device, precision: precision, rows: shape.chunkRows)
+            backend.keepSums = device.fp64
+            opencl = backend
             try backend.beginPass(layer: layer, layout: layout)
             var clock = Stopwatch()
             for _ in 0..<chunks { try backend.accumulate(chunk) }
@@ -165,6 +178,16 @@ public enum Benchmark {
             result.solveFailed += seconds
         }
         result.solveSplit = choleskySplit(sums, ridge: result.solveRidge)
+        // The same solve on the device, where the sums already are; compared with the host's Θ.
+        if let opencl, opencl.keepSums, let host = try? Solver.solve(sums, solver: .cholesky, ridge: result.solveRidge) {
+            do {
+                let d = try opencl.solveOnDevice(ridge: result.solveRidge)
+                result.deviceSolve = d.seconds
+                result.deviceSolveDifference = BackendSelection.relativeDifference(d.theta, host.theta)
+            } catch let e as EddyError {
+                result.deviceSolveError = BackendSelection.firstLine(e.message)   // reported; the host solve's numbers stand
+            }
+        }
         return result
     }
 

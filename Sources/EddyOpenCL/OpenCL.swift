@@ -242,6 +242,22 @@ final class CLBuffer: @unchecked Sendable {
         return CLEvent(event!)
     }
 
+    /// Enqueues a device-side copy of all of `source` (at most this buffer's size) into this buffer.
+    func copy(from source: CLBuffer, on queue: cl_command_queue) throws {
+        try check(clEnqueueCopyBuffer(queue, source.mem, mem, 0, 0, min(bytes, source.bytes), 0, nil, nil), "clEnqueueCopyBuffer")
+    }
+
+    /// Reads (`write` false, blocking) or writes (blocking) a `rows × columns` block of doubles of a column-major matrix
+    /// with leading dimension `ld`, starting at (`row`, `column`), from or into `host` (leading dimension `rows`).
+    func block(_ write: Bool, on queue: cl_command_queue, row: Int, column: Int, rows: Int, columns: Int, ld: Int,
+               host: UnsafeMutableRawPointer) throws {
+        var origin = [row * 8, column, 0], hostOrigin = [0, 0, 0], region = [rows * 8, columns, 1]
+        let status = write
+            ? clEnqueueWriteBufferRect(queue, mem, cl_bool(CL_TRUE), &origin, &hostOrigin, &region, ld * 8, 0, rows * 8, 0, host, 0, nil, nil)
+            : clEnqueueReadBufferRect(queue, mem, cl_bool(CL_TRUE), &origin, &hostOrigin, &region, ld * 8, 0, rows * 8, 0, host, 0, nil, nil)
+        try check(status, write ? "clEnqueueWriteBufferRect" : "clEnqueueReadBufferRect")
+    }
+
     /// Copies the first `count` bytes back, blocking.
     func download(on queue: cl_command_queue, into host: UnsafeMutableRawPointer, bytes count: Int) throws {
         try check(clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), 0, count, host, 0, nil, nil), "clEnqueueReadBuffer")
@@ -324,6 +340,7 @@ final class CLKernel: @unchecked Sendable {
 
     enum Argument {
         case int(Int)
+        case double(Double)
         case buffer(CLBuffer)
     }
 
@@ -333,6 +350,9 @@ final class CLKernel: @unchecked Sendable {
             case .int(let v):
                 var x = cl_int(v)
                 try check(clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_int>.size, &x), "clSetKernelArg(\(name), \(i))")
+            case .double(let v):
+                var x = v
+                try check(clSetKernelArg(kernel, cl_uint(i), MemoryLayout<Double>.size, &x), "clSetKernelArg(\(name), \(i))")
             case .buffer(let b):
                 var m: cl_mem? = b.mem
                 try check(clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &m), "clSetKernelArg(\(name), \(i))")

@@ -62,6 +62,9 @@ public final class OpenCLBackend: Backend {
     var phases: PhaseTimes?
     /// Bytes per slice moved between host and device and allocated inside CLBlast, from the last pass (`eddy bench`).
     public private(set) var traffic = Traffic()
+    /// When set, `endPass` keeps the pass's sums on the device for `solveOnDevice` (`eddy bench`).
+    public var keepSums = false
+    private var finished: (pass: Pass, sums: GramSums)?
     /// The padded feature count of the last pass started.
     public private(set) var lastLd: Int?
 
@@ -227,7 +230,22 @@ public final class OpenCLBackend: Backend {
             try builder.flush(into: &state)
             return .factor(state)
         }
-        return .gram(try readSums(pass))
+        let sums = try readSums(pass)
+        finished = keepSums ? (pass, sums) : nil
+        return .gram(sums)
+    }
+
+    /// Solves the last Gram pass (`keepSums`) on the device by Cholesky at relative ridge `alpha` (`DeviceSolve`); the
+    /// sums stay on the device, only Θ (features × targets, row-major) comes back.
+    public func solveOnDevice(ridge alpha: Double, block: Int = 256) throws -> (theta: [Double], seconds: [String: Double]) {
+        guard let (pass, sums) = finished else { throw EddyError("OpenCL backend: solveOnDevice() needs a finished pass with keepSums set") }
+        guard !pass.hostAccumulation else { throw EddyError("OpenCL: this device adds its sums on the host (no FP64); the solve runs there") }
+        let f = pass.layout.featureCount
+        var trace = 0.0
+        for i in 0..<f { trace += sums.gram[i * f + i] }
+        let r = try DeviceSolve.solve(context: context, gram: pass.gram, rhs: pass.rhs, ld: pass.ld, features: f, targets: pass.layout.targetCount,
+                                      lambda: Solver.relativeRidge(alpha, trace: trace, size: f), block: block)
+        return (r.theta, r.seconds)
     }
 
     /// Waits for the pass, adds pending float products into the double sums, and reads G and R back.

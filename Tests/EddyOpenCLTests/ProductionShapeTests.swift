@@ -106,3 +106,35 @@ struct TuningCandidateTests {
         }
     }
 }
+
+/// The Cholesky solve on the device (blocked: host dpotrf on diagonal blocks, CLBlast trsm and syrk) gives the host
+/// solve's Θ, both forms, across several blocks and a padded last one.
+@Suite("The solve on the device", .serialized, .enabled(if: PoCL.available, PoCL.skipNote))
+struct DeviceSolveTests {
+    @Test(arguments: [Form.koopman, .recurrent])
+    func deviceCholeskyMatchesTheHost(form: Form) throws {
+        var rng = SeededGenerator(seed: 12)
+        let rows = 900, p = 5, width = 180   // 1 + 5 + 180 = 186 features → ld 192: blocks of 64, 64, 64
+        let chunk = WindowChunk(windows: (0..<(rows * p)).map { _ in rng.normal() }, inputs: [],
+                                linked: (0..<rows).map { $0 % 300 != 299 })
+        let layer = Sampler.random(inputSize: p, width: width, activation: .tanh, scale: 0.4, seed: 9)
+        let layout = DictionaryLayout(variables: p, delays: 1, width: width, inputs: 0, form: form)
+        let backend = try OpenCLBackend(device: PoCL.device!, precision: .double, rows: 512)
+        backend.keepSums = true
+        let sums = try sums(backend, [chunk], layer: layer, layout: layout)
+        for ridge in [1e-6, 1e-9] {
+            let host = try Solver.solve(sums, solver: .cholesky, ridge: ridge)
+            for block in [64, 100, 256] {
+                let device = try backend.solveOnDevice(ridge: ridge, block: block)
+                let d = relative(device.theta, host.theta)
+                print("device solve \(form.rawValue) α \(ridge) block \(block): Θ within \(Format.scientific(d)) of the host (condition \(Format.scientific(host.condition)))")
+                #expect(device.theta.count == host.theta.count)
+                // Two backward-stable solves differ by about κ·ε: allow 10 κ ε, never more than 1e-6.
+                #expect(d <= min(1e-6, 10 * host.condition * Double.ulpOfOne), "α \(ridge), block \(block): \(d)")
+            }
+        }
+        // Without a finished pass kept, it says so.
+        let fresh = try OpenCLBackend(device: PoCL.device!, precision: .double, rows: 128)
+        #expect(throws: EddyError.self) { _ = try fresh.solveOnDevice(ridge: 1e-6) }
+    }
+}
