@@ -18,6 +18,7 @@ struct Devices: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let p: Precision = try parseChoice(precision, "--precision")
+            if device != nil && !compiler { throw EddyError("--device applies to --compiler (eddy devices lists every device)") }
             let cpu = CPUBackend()
             if let reason = OpenCLProbe.failure() {
                 // A driver that crashes or hangs is never loaded into this process: the CPU is all there is.

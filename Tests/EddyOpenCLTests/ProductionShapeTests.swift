@@ -138,3 +138,22 @@ struct DeviceSolveTests {
         #expect(throws: EddyError.self) { _ = try fresh.solveOnDevice(ridge: 1e-6) }
     }
 }
+
+/// NVIDIA's late fault report (−36/−5 at a wait or read) is explained and marked, so the tuner opens a fresh context;
+/// the same statuses at an enqueue are reported as they are.
+@Suite("Late kernel faults")
+struct LateFaultTests {
+    @Test func lateStatusesSayTheContextIsDead() {
+        for status: Int32 in [-36, -5] {
+            for call in ["clFinish(compute)", "clWaitForEvents", "clEnqueueReadBuffer"] {
+                do { try check(status, call); Issue.record("no error for \(status)") } catch let e as EddyError {
+                    #expect(isLateFault(e.message) && e.message.contains("earlier kernel faulted") && e.message.contains("--chunk-rows"), "\(e.message)")
+                } catch { Issue.record("\(error)") }
+            }
+            do { try check(status, "clEnqueueNDRangeKernel(lift_hidden)") } catch let e as EddyError {
+                #expect(!isLateFault(e.message), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+        do { try check(-38, "clFinish(compute)") } catch let e as EddyError { #expect(!isLateFault(e.message)) } catch { Issue.record("\(error)") }
+    }
+}
