@@ -475,7 +475,6 @@ public struct Traffic: Sendable {
         if pass.gramPart != nil && !pass.hostAccumulation { sumBytes = pass.ld * (pass.ld + pass.rhsCols) * 20 / max(1, pass.sumEvery) }
         indirect = (try CLBlast.gemmTempBytes(real, m: pass.ld, n: b, k: k, lda: pass.ld, bOffset: bOffset, ldb: ldb, ldc: b,
                                               rowMajorTransposedA: true, queue: q)) > 0
-        _ = xgemm
     }
 
     /// CLBlast's temporaries per slice (what a call allocates and fills itself).
