@@ -934,13 +934,13 @@ final class NetCDFFile {
     }
 
     /// A time as a message shows it: a date when the times are dates.
-    func describe(time t: Double) -> String { timesAreDates && abs(t) < 1e11 ? TimeParser.iso(t) : Format.general(t, 10) }
+    func describe(time t: Double) -> String { timesAreDates && abs(t) < 1e11 ? TimeParser.iso(t) : NetCDFReader.text(t) }
 
     /// A step as a message shows it: in hours or days when the times are dates.
     func describe(step s: Double) -> String {
-        guard timesAreDates else { return Format.general(s, 10) }
-        if s >= 86_400, s.truncatingRemainder(dividingBy: 86_400) == 0 { return "\(Format.general(s / 86_400, 10)) days" }
-        if s >= 3600 { return "\(Format.general(s / 3600, 10)) hours" }
-        return "\(Format.general(s, 10)) s"
+        guard timesAreDates else { return NetCDFReader.text(s) }
+        if s >= 86_400, s.truncatingRemainder(dividingBy: 86_400) == 0 { return "\(NetCDFReader.text(s / 86_400)) days" }
+        if s >= 3600 { return "\(NetCDFReader.text(s / 3600)) hours" }
+        return "\(NetCDFReader.text(s)) s"
     }
 }
