@@ -111,6 +111,26 @@ struct WeatherArchiveTests {
         #expect(r.stderr.contains("the first jump is from 1 to 13") && r.stderr.contains("units 'Month'"), "\(r.stderr)")
     }
 
+    /// `--nc-time` is recorded in the model: forecast and evaluate read a file with an unconventional time axis
+    /// without repeating it.
+    @Test func theModelRecordsTheTimeAxis() throws {
+        let dir = try scratch("eddy-nctime")
+        let steps = 80
+        var v: [Double] = []
+        for n in 0..<steps { for i in 0..<2 { for j in 0..<3 { v.append(sin(0.2 * Double(n) + Double(i * 3 + j))) } } }
+        let b = ClassicNetCDFBuilder(records: 0, dimensions: [("sample", steps), ("lat", 2), ("lon", 3)], variables: [
+            .init("lat", [1], values: [10, 20], attributes: [("units", "degrees_north")]),
+            .init("lon", [2], values: [0, 5, 10], attributes: [("units", "degrees_east")]),
+            .init("v", [0, 1, 2], values: v),
+        ])
+        try Data(b.bytes()).write(to: URL(fileURLWithPath: dir + "/s.nc"))
+        let refused = try eddy(["train", "--data", dir + "/s.nc", "--width", "8", "--out", dir + "/m.safetensors"])
+        #expect(refused.status == 1 && refused.stderr.contains("--nc-time"), "\(refused.stderr)")
+        ok(try eddy(["train", "--data", dir + "/s.nc", "--nc-time", "sample", "--width", "8", "--out", dir + "/m.safetensors"]), "train")
+        ok(try eddy(["forecast", "--model", dir + "/m.safetensors", "--data", dir + "/s.nc", "--horizon", "3", "--out", dir + "/f.csv"]), "forecast")
+        ok(try eddy(["evaluate", "--model", dir + "/m.safetensors", "--data", dir + "/s.nc", "--horizon", "3"]), "evaluate")
+    }
+
     /// The 91 × 181 monthly climatology (16,471 points, 12 steps): a clear error before any allocation without
     /// --pca (here under a 2 GiB budget), a model with it; never a fatal error.
     @Test func wideMonthlyClimatologyGetsAClearErrorOrAPCAModel() throws {
