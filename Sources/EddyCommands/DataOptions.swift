@@ -48,6 +48,9 @@ struct DataOptions: ParsableArguments {
     @Option(help: "NetCDF only: the time dimension (or 1-D time variable). Default: a dimension named time or valid_time, a variable with CF axis T or standard_name time, or the unlimited dimension.")
     var ncTime: String?
 
+    @Flag(help: "NetCDF only: step by calendar month (monthly means with CF dates 28–31 days apart): times become months since January 1970, plain numbers.")
+    var ncMonths = false
+
     /// The spec for training data.
     func spec(dt: Double? = nil) throws -> DataSpec {
         var s = DataSpec(path: data, columns: columns.map(splitList), inputs: inputs.map(splitList) ?? [], episodeColumn: episodeColumn)
@@ -79,6 +82,7 @@ struct DataOptions: ParsableArguments {
             if t.isEmpty { throw EddyError("--nc-time: name a time dimension or variable") }
             s.ncTime = t
         }
+        if ncMonths { s.ncMonths = true }
         if let l = ncLevels {
             s.ncLevels = try splitList(l).map {
                 guard let i = Int($0), i >= 0 else { throw EddyError("--nc-levels: '\($0)' is not a level index (an integer ≥ 0)") }

@@ -95,6 +95,38 @@ struct NetCDFConventionTests {
         #expect(try reader(dir + "/r.nc").warnings.isEmpty)
     }
 
+    /// Monthly means stamped on the 1st (28–31 days apart): irregular in seconds, with a hint; `ncMonths` steps by
+    /// calendar month, also across one-month files, and a missing month is a gap.
+    @Test func monthlyDatesStepByCalendarMonthWhenAsked() throws {
+        let dir = try scratch("eddy-nc-months")
+        // 2000-01-01 … 2000-06-01 as days since 2000-01-01.
+        let days: [Double] = [0, 31, 60, 91, 121, 152]
+        try write(field(times: days, timeAttributes: [("units", "days since 2000-01-01")]), dir + "/m.nc")
+        let plain = try reader(dir + "/m.nc")
+        #expect(plain.warnings.count == 1 && plain.warnings[0].contains("for monthly data pass --nc-months"), "\(plain.warnings)")
+        let monthly = try reader(dir + "/m.nc") { $0.ncMonths = true }
+        #expect(monthly.warnings.isEmpty && !monthly.timesAreDates, "\(monthly.warnings)")
+        var spec = DataSpec(path: dir + "/m.nc")
+        spec.ncMonths = true
+        let blocks = try readAll(spec)
+        #expect(blocks.count == 1 && blocks[0].times == [360, 361, 362, 363, 364, 365])
+        // One file per month, March missing: two segments, in month order whatever the names.
+        try FileManager.default.createDirectory(atPath: dir + "/archive", withIntermediateDirectories: true)
+        for (k, d) in days.enumerated() where k != 2 {
+            try write(field(times: [d], timeAttributes: [("units", "days since 2000-01-01")]), dir + "/archive/f\(5 - k).nc")
+        }
+        spec.path = dir + "/archive"
+        let parts = try readAll(spec)
+        #expect(parts.flatMap(\.times) == [360, 361, 363, 364, 365] && parts.filter(\.startsSegment).count == 2)
+        // Two steps in one month, and times that are not dates: refused.
+        try write(field(times: [0, 15, 31, 60], timeAttributes: [("units", "days since 2000-01-01")]), dir + "/twice.nc")
+        let t = refusal("same month") { _ = try reader(dir + "/twice.nc") { $0.ncMonths = true } }
+        #expect(t.contains("time steps 0 and 1 of 'time' (2000-01-01T00:00:00Z, 2000-01-16T00:00:00Z) are not in successive months"), "\(t)")
+        try write(field(timeAttributes: [("units", "Month")]), dir + "/steps.nc")
+        let n = refusal("not dates") { _ = try reader(dir + "/steps.nc") { $0.ncMonths = true } }
+        #expect(n.contains("--nc-months steps by calendar month and needs CF dates") && n.contains("units 'Month'"), "\(n)")
+    }
+
     @Test func coordinatesAreFoundByAttributeOrUnits() throws {
         let dir = try scratch("eddy-nc-coords")
         // lat(latitude), lon(longitude): names differ from the dimensions.

@@ -129,6 +129,26 @@ struct WeatherArchiveTests {
         ok(try eddy(["train", "--data", dir + "/s.nc", "--nc-time", "sample", "--width", "8", "--out", dir + "/m.safetensors"]), "train")
         ok(try eddy(["forecast", "--model", dir + "/m.safetensors", "--data", dir + "/s.nc", "--horizon", "3", "--out", dir + "/f.csv"]), "forecast")
         ok(try eddy(["evaluate", "--model", dir + "/m.safetensors", "--data", dir + "/s.nc", "--horizon", "3"]), "evaluate")
+
+        // --nc-months too: monthly means on the 1st of each month (days since 2000-01-01), trained by month.
+        var t: [Double] = [], x: [Double] = []
+        for k in 0..<60 {
+            t.append((TimeParser.seconds(String(format: "%04d-%02d-01", 2000 + k / 12, k % 12 + 1))! - 946_684_800) / 86_400)
+            for i in 0..<6 { x.append(sin(2 * .pi * Double(k) / 12 + Double(i))) }
+        }
+        let monthly = ClassicNetCDFBuilder(records: 60, dimensions: [("time", 0), ("lat", 2), ("lon", 3)], variables: [
+            .init("lat", [1], values: [10, 20], attributes: [("units", "degrees_north")]),
+            .init("lon", [2], values: [0, 5, 10], attributes: [("units", "degrees_east")]),
+            .init("time", [0], values: t, attributes: [("units", "days since 2000-01-01")]),
+            .init("sst", [0, 1, 2], values: x),
+        ])
+        try Data(monthly.bytes()).write(to: URL(fileURLWithPath: dir + "/monthly.nc"))
+        let hint = try eddy(["train", "--data", dir + "/monthly.nc", "--width", "8", "--out", dir + "/mm.safetensors"])
+        #expect(hint.stderr.contains("for monthly data pass --nc-months"), "\(hint.stderr)")
+        ok(try eddy(["train", "--data", dir + "/monthly.nc", "--nc-months", "--width", "8", "--out", dir + "/mm.safetensors"]), "train by month")
+        let f = try eddy(["forecast", "--model", dir + "/mm.safetensors", "--data", dir + "/monthly.nc", "--horizon", "2", "--out", dir + "/mm.csv"])
+        ok(f, "forecast by month")
+        #expect(f.stderr.isEmpty, "\(f.stderr)")
     }
 
     /// The 91 × 181 monthly climatology (16,471 points, 12 steps): a clear error before any allocation without

@@ -36,6 +36,9 @@ public struct DataSpec: Sendable {
     /// NetCDF only: the time dimension, or a 1-D time variable (and so its dimension); nil: found by convention
     /// (`time`, `valid_time`, CF `axis: T` or `standard_name: time`, the unlimited dimension).
     public var ncTime: String?
+    /// NetCDF only: step by calendar month (monthly means stamped with CF dates 28–31 days apart): each time becomes
+    /// its month, counted from January 1970 (= 0), as a plain number.
+    public var ncMonths = false
 
     public init(path: String, columns: [String]? = nil, inputs: [String] = [], episodeColumn: String? = nil, blockRows: Int = 4096) {
         self.path = path

@@ -262,6 +262,8 @@ public final class NetCDFReader: RowReader {
         var dt = spec.dt
         var previous: Double?
         var gaps = 0, offGrid = 0, steps = 0
+        // Every step a whole number of calendar months (28–31 days each): monthly data, which --nc-months steps by.
+        var monthly = reference.timesAreDates
         var firstJump: String?
         for (f, p) in files {
             let file = try f ?? NetCDFFile(path: p, spec: spec)
@@ -275,6 +277,8 @@ public final class NetCDFReader: RowReader {
                 let d = t - prev
                 guard d.isFinite, d > 0 else { return nil }
                 steps += 1
+                let k = (d / 2_629_746).rounded()   // mean Gregorian month
+                if !(k >= 1 && d >= k * 28 * 86_400 && d <= k * 31 * 86_400) { monthly = false }
                 guard let step = dt else { dt = d; continue }
                 let ratio = d / step
                 if abs(ratio - 1) <= 1e-6 { continue }
@@ -288,6 +292,7 @@ public final class NetCDFReader: RowReader {
         let kinds = [gaps > 0 ? "\(gaps) skip whole steps (gaps: each splits the trajectory unless --fill-gaps fills it)" : nil,
                      offGrid > 0 ? "\(offGrid) are not a whole number of steps (each starts a new segment)" : nil].compactMap { $0 }
         return "\(spec.path): the times of '\(reference.timeName)' are irregular: \(gaps + offGrid) of \(steps) steps differ from the step \(reference.describe(step: step)); \(kinds.joined(separator: ", ")); the first jump is \(jump)"
+            + (monthly ? "; every step is a whole number of calendar months: for monthly data pass --nc-months" : "")
     }
 
     /// The most grid points read as one state (2²⁴ = 16.8 M; e.g. a 0.25° global grid at 16 levels). Training needs
@@ -828,7 +833,6 @@ final class NetCDFFile {
                 try check(nc_get_var_double(id, Int32(tv), &raw), "reading the time variable '\(timeName)'")
                 let unitText = text(Int32(tv), "units")
                 let calendar = text(Int32(tv), "calendar")?.lowercased()
-                timeUnits = unitText
                 var dates: [Double]?
                 if let u = unitText, u.lowercased().contains(" since ") {
                     let word = u.trimmedSpaces.split(separator: " ").first.map { $0.lowercased() } ?? ""
@@ -847,14 +851,34 @@ final class NetCDFFile {
                     let what = unitText.map { "has units '\($0)', with no reference date (not 'UNIT since DATE')" } ?? "has no units"
                     warnings.append("\(path): the time variable '\(timeName)' \(what): its values are read as plain numbers (one step = their difference, or --dt), not as dates")
                 }
-                if let dates {
+                if spec.ncMonths {
+                    guard let dates else {
+                        throw EddyError("\(path): --nc-months steps by calendar month and needs CF dates, but the time variable '\(timeName)' has \(unitText.map { "units '\($0)'" } ?? "no units"); leave out --nc-months")
+                    }
+                    var months: [Double] = []
+                    for (i, t) in dates.enumerated() {
+                        guard abs(t) < 1e13 else { throw EddyError("\(path): --nc-months: time step \(i) of '\(timeName)' (\(Format.general(t, 6)) s since 1970) is beyond any calendar") }
+                        let (y, m) = NetCDFFile.yearMonth(t)
+                        let month = Double((y - 1970) * 12 + m - 1)
+                        if let last = months.last, month <= last {
+                            throw EddyError("\(path): --nc-months: time steps \(i - 1) and \(i) of '\(timeName)' (\(TimeParser.iso(dates[i - 1])), \(TimeParser.iso(t))) are not in successive months; the times must be one per month")
+                        }
+                        months.append(month)
+                    }
+                    times = months
+                    timesAreDates = false
+                    timeUnits = "months since 1970-01"
+                } else if let dates {
                     times = dates
                     timesAreDates = true
+                    timeUnits = unitText
                 } else {
                     times = raw
                     timesAreDates = false
+                    timeUnits = unitText
                 }
             } else {
+                if spec.ncMonths { throw EddyError("\(path): --nc-months needs a time variable with CF dates; '\(dimNames[timeDim])' has none") }
                 times = nil
                 timesAreDates = false
                 timeUnits = nil
@@ -931,6 +955,19 @@ final class NetCDFFile {
         if timesAreDates != first.timesAreDates || (!timesAreDates && timeUnits != first.timeUnits) {
             throw EddyError("\(path): its time variable '\(timeName)' has units '\(timeUnits ?? "none")', but '\(first.timeUnits ?? "none")' in \(first.path); the files of a dataset must give their times alike")
         }
+    }
+
+    /// The proleptic Gregorian year and month (1…12) of seconds since 1970 (H. Hinnant's civil-from-days).
+    static func yearMonth(_ seconds: Double) -> (Int, Int) {
+        let days = Int((seconds / 86_400).rounded(.down))
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m)
     }
 
     /// A time as a message shows it: a date when the times are dates.

@@ -325,13 +325,13 @@ public struct Trainer {
             meta.reduction = .init(components: r.basis.components, componentVariance: r.basis.variance, totalVariance: r.basis.totalVariance,
                                    explained: r.basis.explained, scaling: r.areaWeighted ? "field, area (sqrt cos lat)" : "field")
         }
-        let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil || spec.ncTime != nil
+        let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil || spec.ncTime != nil || spec.ncMonths
         if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil || netcdf
             || data.timesAreDates {
             meta.shaping = .init(columns: spec.columns, inputs: spec.inputs, timeColumn: spec.timeColumn, angles: spec.angles, calendar: spec.calendar,
                                  fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt, timesAreDates: data.timesAreDates,
                                  ncVariables: spec.ncVariables.isEmpty ? nil : spec.ncVariables, ncLevels: spec.ncLevels,
-                                 ncBox: spec.ncBox.map { [$0.latMin, $0.latMax, $0.lonMin, $0.lonMax] }, ncTime: spec.ncTime)
+                                 ncBox: spec.ncBox.map { [$0.latMin, $0.latMax, $0.lonMin, $0.lonMax] }, ncTime: spec.ncTime, ncMonths: spec.ncMonths ? true : nil)
         }
     }
 
