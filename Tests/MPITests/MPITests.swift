@@ -132,8 +132,24 @@ struct MPITests {
         }
         // NetCDF: 150 hourly steps of a 4 × 8 tracer grid (32 variables), in blocks of 25 time steps.
         #expect(try eddy(["generate", "tracer", "--steps", "150", "--lat", "4", "--lon", "8", "--out", dir + "/grid.nc"]).status == 0)
+        // A NetCDF archive of three files joined along time (hourly; a one-hour gap between the second and third file,
+        // filled), in blocks of 17 time steps: shards cross the files.
+        try FileManager.default.createDirectory(atPath: dir + "/archive", withIntermediateDirectories: true)
+        for (f, start) in [0, 40, 81].enumerated() {
+            let steps = 40
+            var v: [Double] = []
+            for n in 0..<steps { for i in 0..<2 { for j in 0..<3 { v.append(sin(Double(start + n) * 0.2 + Double(i)) + 0.1 * Double(j) * cos(Double(start + n) * 0.07)) } } }
+            let b = ClassicNetCDFBuilder(records: steps, dimensions: [("time", 0), ("lat", 2), ("lon", 3)], variables: [
+                .init("lat", [1], values: [10, 20], attributes: [("units", "degrees_north")]),
+                .init("lon", [2], values: [0, 5, 10], attributes: [("units", "degrees_east")]),
+                .init("time", [0], values: (0..<steps).map { Double(start + $0) }, attributes: [("units", "hours since 2000-01-01 00:00:00")]),
+                .init("t", [0, 1, 2], values: v),
+            ])
+            try Data(b.bytes()).write(to: URL(fileURLWithPath: "\(dir)/archive/part\(f).nc"))
+        }
         let cases: [(String, [String])] = [
             ("nc", ["--data", dir + "/grid.nc", "--shard-rows", "25", "--calendar", "hour"]),
+            ("archive", ["--data", dir + "/archive", "--shard-rows", "17", "--fill-gaps", "1"]),
             ("csv", ["--data", dir + "/hourly.csv", "--time-column", "time", "--fill-gaps", "2", "--calendar", "hour", "--shard-rows", "37"]),
             ("npy", ["--data", dir + "/three.npy", "--shard-rows", "45"]),
             ("dir", ["--data", dir + "/files"]),

@@ -78,6 +78,10 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var ncVariables: [String]?
         public var ncLevels: [Int]?
         public var ncBox: [Double]?
+        /// `--nc-time`: the NetCDF time dimension or variable named when training.
+        public var ncTime: String?
+        /// `--nc-months`: times stepped by calendar month.
+        public var ncMonths: Bool?
     }
 
     public struct SweepRecord: Codable, Sendable, Equatable {
@@ -233,6 +237,8 @@ extension DataSpec {
             s.ncVariables = shaping.ncVariables ?? []
             s.ncLevels = shaping.ncLevels
             if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
+            s.ncTime = shaping.ncTime
+            s.ncMonths = shaping.ncMonths ?? false
         }
         return s
     }

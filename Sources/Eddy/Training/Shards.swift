@@ -289,7 +289,9 @@ public struct ShardPlan: Sendable {
 
     /// The plan for this process of `group`. A pivot reads the whole file into memory, so it cannot be sharded.
     public static func make(_ spec: DataSpec, delays: Int, blockRows: Int, group: ProcessGroup = Processes.group) throws -> ShardPlan {
-        let isDirectory = FileSystem.isDirectory(spec.path)
+        // A NetCDF dataset (one file, or several joined along time) is one series of time steps; any other directory
+        // is a set of files, each its own trajectories.
+        let isDirectory = FileSystem.isDirectory(spec.path) && !NetCDFReader.names(spec.path)
         let unit: Unit = isDirectory ? .files : .rows
         var plan = ShardPlan(spec: spec, unit: unit, total: nil, blockRows: max(1, blockRows), blocks: 0..<1, blockCount: 1)
         guard group.size > 1 else { return plan }
@@ -328,9 +330,8 @@ public struct ShardPlan: Sendable {
         var s = spec
         s.rawRows = nil
         if directory { return try DirectoryReader(spec: s).fileCount }
-        let lower = spec.path.lowercased()
-        if lower.hasSuffix(".npy") { let r = try NPYReader(spec: s); return r.episodes * r.steps }
-        if lower.hasSuffix(".nc") { return try NetCDFReader(spec: s).steps }
+        if NetCDFReader.names(spec.path) { return try NetCDFReader(spec: s).steps }
+        if spec.path.lowercased().hasSuffix(".npy") { let r = try NPYReader(spec: s); return r.episodes * r.steps }
         _ = try CSVReader(spec: s)   // the header and the column selection, with their messages
         let file = try InputFile(path: spec.path)
         var newlines = 0, last: UInt8 = 0x0A, size = 0
