@@ -256,12 +256,13 @@ struct StatisticsPartial {
 
 /// How a dataset is cut among the processes (METHOD.md has no say; README "MPI" does): global blocks that do not
 /// depend on the number of processes K, and for every process a contiguous run of them, which it alone reads.
-/// - One file (CSV, `.npy`, NetCDF): blocks of `blockRows` raw rows (`--shard-rows`; data lines, array rows with
-///   the trajectories one after another, time steps). Process r of K owns blocks `[r·B/K, (r+1)·B/K)` and reads
+/// - One file (CSV, `.npy`, NetCDF) or a NetCDF archive (files joined along time): blocks of `blockRows` raw rows
+///   (`--shard-rows`; data lines, array rows with the trajectories one after another, time steps counted across the
+///   files). Process r of K owns blocks `[r·B/K, (r+1)·B/K)` and reads
 ///   `history` raw rows before them (`delays + 2·(fill-gaps + 1) + 1`), so the row shaper (time grid, gaps, fills)
 ///   and the delay windows of its first pairs see what one process would; a pair belongs to the process that owns
 ///   its target row. The total comes from the header (`.npy`, NetCDF) or, for CSV, from a newline count on rank 0.
-/// - A directory: every file is a block (files start their own segments: no history); process r reads files
+/// - A directory of CSV or `.npy` files: every file is a block (files start their own segments: no history); process r reads files
 ///   `[r·F/K, (r+1)·F/K)`.
 /// With one process the plan is every row, read as `eddy` always read it.
 public struct ShardPlan: Sendable {
