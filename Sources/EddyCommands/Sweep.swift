@@ -35,6 +35,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(help: "Raw rows per block of the data (a directory: its files): the unit the statistics are merged in and, with --validation, that MPI shards are made of.") var shardRows = 4096
     @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(name: [.customLong("solver"), .customLong("sweep-solver")],
             help: "How each width is solved: qr (default: a streamed QR factor of the rows per pass, one SVD per width serving every ridge and cut-off: least-squares accuracy), or from the Gram: auto (cholesky per ridge, or eigh for many ridges; the default with --precision mixed), eigh, cholesky.") var sweepSolver: String?
@@ -102,6 +103,7 @@ struct SweepCommand: ParsableCommand {
             config.scales = try scales.map { try numbers($0, "--scales") }
             config.swimPool = swimPool
             config.chunkRows = chunkRows
+            config.shardRows = shardRows
             config.pca = try pca.map { try numbers($0, "--pca") }
             config.areaWeights = areaWeights
             config.dt = dt

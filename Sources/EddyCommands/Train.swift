@@ -25,6 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
     @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(help: "Raw rows per block of the data (a directory: its files): the unit the statistics are merged in and that MPI shards are made of. Results do not depend on the number of processes; use fewer rows than rows ÷ processes so every process gets some.") var shardRows = 4096
     @Option(help: ArgumentHelp("Rows per QR block update on the CPU (default: about 64 MiB of rows, 256…8192).", visibility: .hidden)) var qrBlockRows: Int?
     @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
     @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.") var backend: String = "auto"
@@ -63,6 +64,7 @@ struct Train: ParsableCommand {
             config.dt = dt
             config.randomScale = scale
             config.chunkRows = chunkRows
+            config.shardRows = shardRows
             config.swimPool = swimPool
             config.pca = pca
             config.areaWeights = areaWeights

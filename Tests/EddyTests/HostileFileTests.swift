@@ -253,13 +253,13 @@ struct HostileFileTests {
 
     // MARK: Model files
 
-    @Test func modelFilesAreWrittenAsVersion4WithAChecksum() throws {
+    @Test func modelFilesAreWrittenAsVersion5WithAChecksum() throws {
         let bytes = try validModelBytes()
         let parts = try Parts(bytes)
         #expect(parts.checksum?.hasPrefix("fnv1a64:") == true)
         let (model, notes) = try readModel(bytes)
         #expect(notes.isEmpty)
-        #expect(model.metadata.formatVersion == 4 && ModelMetadata.currentFormatVersion == 4)
+        #expect(model.metadata.formatVersion == 5 && ModelMetadata.currentFormatVersion == 5)
         #expect(model.theta == smallModel.theta && model.layer == smallModel.layer && model.climatology == smallModel.climatology)
         // The reassembly used by the tests below is faithful: an unchanged round trip loads.
         var same = parts
@@ -271,7 +271,7 @@ struct HostileFileTests {
     @Test func oldFilesWithoutChecksumLoadWithANote() throws {
         for version in 1...3 {
             var parts = try Parts(try validModelBytes())
-            parts.edit("\"formatVersion\":4", "\"formatVersion\":\(version)")
+            parts.edit("\"formatVersion\":5", "\"formatVersion\":\(version)")
             parts.checksum = nil
             let (model, notes) = try readModel(parts.bytes, path: "old.safetensors")
             #expect(model.metadata.formatVersion == version)
@@ -452,7 +452,7 @@ struct HostileFileTests {
     @Test func modelFileMutationsNeverCrash() throws {
         let v4 = try validModelBytes()
         var old = try Parts(v4)
-        old.edit("\"formatVersion\":4", "\"formatVersion\":1")
+        old.edit("\"formatVersion\":5", "\"formatVersion\":1")
         old.checksum = nil
         let v1 = old.bytes
         var rng = SeededGenerator(seed: 7_001)

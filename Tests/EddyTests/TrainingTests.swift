@@ -155,6 +155,7 @@ struct TrainingTests {
         func pool(_ chunk: Int) -> [Double] {
             var p = PairReservoir(capacity: 50, windowSize: 2, targetSize: 2, seed: 4)
             for c in chunks(blocks, norm: .identity(variables: 2, inputs: 0), delays: 1, chunkRows: chunk) { p.offer(c) }
+            p.prune()
             return p.windows
         }
         #expect(pool(7) == pool(4096))

@@ -47,51 +47,167 @@ struct MPITests {
         return path
     }
 
-    /// K = 2 and K = 3 (more ranks than cores) against one process, for qr and cholesky, with delays (chunk boundaries fall
-    /// inside delay windows) and a chunk size that leaves K = 3's last rank some chunks and, with large chunks, none.
+    /// K = 2 and K = 3 (more ranks than cores) against one process, for qr and cholesky, with delays. Every rank reads
+    /// only its shard: blocks of 500 raw rows put shard boundaries inside trajectories, so inside delay windows (600-row
+    /// trajectories, 3 delays); blocks of 2000 rows give K = 3's rank 0 (the one that solves) an empty shard.
     @Test(arguments: ["qr", "cholesky"])
     func sameModelAsOneProcess(solver: String) throws {
         let dir = try scratch("mpi")
         let data = try Self.lorenz(dir)
         let common = ["train", "--data", data, "--width", "120", "--delays", "3", "--sampler", "swim", "--seed", "5", "--backend", "cpu",
-                      "--solver", solver]
-        let one = try eddy(common + ["--chunk-rows", "500", "--out", dir + "/one.safetensors", "--save-state", dir + "/one.npy"])
-        #expect(one.status == 0, "\(one.stderr)")
-        // The floor: the same run in one process with another chunk size (qr: another block size; its factor does not
-        // depend on the chunks).
-        let floorArgs = solver == "qr" ? ["--chunk-rows", "500", "--qr-block-rows", "300"] : ["--chunk-rows", "333"]
-        let other = try eddy(common + floorArgs + ["--out", dir + "/floor.safetensors", "--save-state", dir + "/floor.npy"])
-        #expect(other.status == 0, "\(other.stderr)")
-        let reference = try ModelFile.read(dir + "/one.safetensors")
-        let floorModel = try ModelFile.read(dir + "/floor.safetensors")
-        let floor = max(relative(floorModel.theta, reference.theta), 1e-13)
-        let g1 = try savedGram(dir + "/one.npy", qr: solver == "qr")
-
-        // (ranks, chunk rows): 4 chunks over 3 ranks, and 2 chunks over 3 ranks (rank 2's shard is empty).
-        for (k, chunk) in [(2, 500), (3, 500), (3, 2000)] {
-            let tag = "k\(k)-c\(chunk)"
-            let run = try mpirun(k, common + ["--chunk-rows", "\(chunk)", "--out", "\(dir)/\(tag).safetensors", "--save-state", "\(dir)/\(tag).npy"])
-            #expect(run.status == 0, "\(tag): \(run.stderr)")
-            #expect(run.stdout.contains("2388 pairs from 2400 rows"), "\(run.stdout)")
-            // One backend line per rank, all from rank 0's stderr.
-            #expect(run.stderr.components(separatedBy: "backend (rank").count - 1 == k, "\(run.stderr)")
-            let m = try ModelFile.read("\(dir)/\(tag).safetensors")
-            // Statistics, pool and hidden layer: bitwise.
-            #expect(m.normalisation == reference.normalisation)
-            #expect(m.layer.weights == reference.layer.weights && m.layer.biases == reference.layer.biases)
-            #expect(m.metadata.training.pairs == reference.metadata.training.pairs && m.metadata.training.rows == reference.metadata.training.rows)
-            #expect(m.metadata.training.fingerprint == reference.metadata.training.fingerprint)
-            // The pass state: to 1e-12 relative.
-            let g = try savedGram("\(dir)/\(tag).npy", qr: solver == "qr")
-            #expect(g.count == g1.count)
-            #expect(relative(g, g1) < 1e-12, "\(tag): state differs by \(relative(g, g1))")
-            // The weights: within the floor two block or chunk sizes give in one process.
-            let d = relative(m.theta, reference.theta)
-            #expect(d <= 100 * floor, "\(tag): weights differ by \(d), floor \(floor)")
+                      "--solver", solver, "--swim-pool", "1000"]
+        for shard in [500, 2000] {
+            let one = try eddy(common + ["--shard-rows", "\(shard)", "--chunk-rows", "500", "--out", "\(dir)/one\(shard).safetensors",
+                                         "--save-state", "\(dir)/one\(shard).npy"])
+            #expect(one.status == 0, "\(one.stderr)")
+            // The floor: the same run in one process with another chunk size (qr: another block size; its factor does not
+            // depend on the chunks).
+            let floorArgs = solver == "qr" ? ["--chunk-rows", "500", "--qr-block-rows", "300"] : ["--chunk-rows", "333"]
+            let other = try eddy(common + floorArgs + ["--shard-rows", "\(shard)", "--out", dir + "/floor.safetensors", "--save-state", dir + "/floor.npy"])
+            #expect(other.status == 0, "\(other.stderr)")
+            let reference = try ModelFile.read("\(dir)/one\(shard).safetensors")
+            let floorModel = try ModelFile.read(dir + "/floor.safetensors")
+            // Another chunk size leaves the statistics and the pool alone.
+            #expect(floorModel.normalisation == reference.normalisation && floorModel.layer == reference.layer)
+            let floor = max(relative(floorModel.theta, reference.theta), 1e-13)
+            let g1 = try savedGram("\(dir)/one\(shard).npy", qr: solver == "qr")
+            for k in shard == 500 ? [2, 3] : [3] {
+                let tag = "k\(k)-s\(shard)"
+                let run = try mpirun(k, common + ["--shard-rows", "\(shard)", "--chunk-rows", "500", "--out", "\(dir)/\(tag).safetensors",
+                                                  "--save-state", "\(dir)/\(tag).npy"])
+                #expect(run.status == 0, "\(tag): \(run.stderr)")
+                #expect(run.stdout.contains("2388 pairs from 2400 rows"), "\(run.stdout)")
+                // One backend line per rank, all from rank 0's stderr.
+                #expect(run.stderr.components(separatedBy: "backend (rank").count - 1 == k, "\(run.stderr)")
+                let m = try ModelFile.read("\(dir)/\(tag).safetensors")
+                // Statistics, pool and hidden layer: bitwise.
+                #expect(m.normalisation == reference.normalisation, "\(tag)")
+                #expect(m.layer.weights == reference.layer.weights && m.layer.biases == reference.layer.biases, "\(tag)")
+                #expect(m.metadata.training.pairs == reference.metadata.training.pairs && m.metadata.training.rows == reference.metadata.training.rows)
+                #expect(m.metadata.training.segments == reference.metadata.training.segments)
+                #expect(m.metadata.training.fingerprint == reference.metadata.training.fingerprint, "\(tag)")
+                #expect(m.metadata.trainingRange == reference.metadata.trainingRange)
+                // The pass state: to 1e-12 relative.
+                let g = try savedGram("\(dir)/\(tag).npy", qr: solver == "qr")
+                #expect(g.count == g1.count)
+                #expect(relative(g, g1) < 1e-12, "\(tag): state differs by \(relative(g, g1))")
+                // The weights: within the floor two block or chunk sizes give in one process.
+                let d = relative(m.theta, reference.theta)
+                #expect(d <= 100 * floor, "\(tag): weights differ by \(d), floor \(floor)")
+            }
         }
         // Nothing but the outputs in the folder: rank 1 and 2 wrote nothing, not even a temporary file.
         let names = try FileManager.default.contentsOfDirectory(atPath: dir)
         #expect(!names.contains { $0.contains(".tmp-") }, "\(names)")
+    }
+
+    /// Shards of every kind of data against one process: a CSV with a time column, missing values and `--fill-gaps`
+    /// (shard boundaries of 37 rows fall next to gaps and inside delay windows; the time step comes from the first
+    /// rows of the data, not of a shard), a NetCDF grid (time steps seeked to), a 3-D `.npy` (trajectories one after
+    /// another), and a directory of files (one file a shard; K = 3 over 2 files leaves a rank empty).
+    @Test func shardsOfEveryFormatMatchOneProcess() throws {
+        let dir = try scratch("mpi-formats")
+        // CSV: hourly times, a gap of 2 missing rows every 50 (filled), a missing value every 83 (filled), a jump of 6
+        // hours every 300 (a new segment).
+        var text = "time,a,b\n"
+        var t = 0
+        for i in 0..<900 {
+            t += i % 300 == 299 ? 6 : (i % 50 == 49 ? 3 : 1)
+            let a = sin(Double(i) * 0.07) + 0.1 * cos(Double(i) * 0.31), b = cos(Double(i) * 0.05)
+            text += "\(TimeParser.iso(Double(t) * 3600)),\(i % 83 == 82 ? "NA" : "\(a)"),\(b)\n"
+        }
+        try writeText(text, dir + "/hourly.csv")
+        // .npy: 3 trajectories of 200 steps, 2 columns.
+        var values: [Double] = []
+        for e in 0..<3 { for s in 0..<200 { values += [sin(Double(s) * 0.1 + Double(e)), cos(Double(s) * 0.13 * Double(e + 1))] } }
+        var npy = Data(NPY.header(shape: [3, 200, 2]))
+        values.withUnsafeBytes { npy.append(contentsOf: $0) }
+        try npy.write(to: URL(fileURLWithPath: dir + "/three.npy"))
+        // A directory of two CSV files.
+        try FileManager.default.createDirectory(atPath: dir + "/files", withIntermediateDirectories: true)
+        for f in 0..<2 {
+            var csv = "x,y\n"
+            for s in 0..<150 { csv += "\(sin(Double(s) * 0.09 + Double(f))),\(cos(Double(s) * 0.04 * Double(f + 1)))\n" }
+            try writeText(csv, "\(dir)/files/part\(f).csv")
+        }
+        // NetCDF: 150 hourly steps of a 4 × 8 tracer grid (32 variables), in blocks of 25 time steps.
+        #expect(try eddy(["generate", "tracer", "--steps", "150", "--lat", "4", "--lon", "8", "--out", dir + "/grid.nc"]).status == 0)
+        // A NetCDF archive of three files joined along time (hourly; a one-hour gap between the second and third file,
+        // filled), in blocks of 17 time steps: shards cross the files.
+        try FileManager.default.createDirectory(atPath: dir + "/archive", withIntermediateDirectories: true)
+        for (f, start) in [0, 40, 81].enumerated() {
+            let steps = 40
+            var v: [Double] = []
+            for n in 0..<steps { for i in 0..<2 { for j in 0..<3 { v.append(sin(Double(start + n) * 0.2 + Double(i)) + 0.1 * Double(j) * cos(Double(start + n) * 0.07)) } } }
+            let b = ClassicNetCDFBuilder(records: steps, dimensions: [("time", 0), ("lat", 2), ("lon", 3)], variables: [
+                .init("lat", [1], values: [10, 20], attributes: [("units", "degrees_north")]),
+                .init("lon", [2], values: [0, 5, 10], attributes: [("units", "degrees_east")]),
+                .init("time", [0], values: (0..<steps).map { Double(start + $0) }, attributes: [("units", "hours since 2000-01-01 00:00:00")]),
+                .init("t", [0, 1, 2], values: v),
+            ])
+            try Data(b.bytes()).write(to: URL(fileURLWithPath: "\(dir)/archive/part\(f).nc"))
+        }
+        let cases: [(String, [String])] = [
+            ("nc", ["--data", dir + "/grid.nc", "--shard-rows", "25", "--calendar", "hour"]),
+            ("archive", ["--data", dir + "/archive", "--shard-rows", "17", "--fill-gaps", "1"]),
+            ("csv", ["--data", dir + "/hourly.csv", "--time-column", "time", "--fill-gaps", "2", "--calendar", "hour", "--shard-rows", "37"]),
+            ("npy", ["--data", dir + "/three.npy", "--shard-rows", "45"]),
+            ("dir", ["--data", dir + "/files"]),
+        ]
+        for (name, args) in cases {
+            let common = ["train"] + args + ["--width", "40", "--delays", "4", "--seed", "3", "--backend", "cpu", "--swim-pool", "200", "--json"]
+            let one = try eddy(common + ["--out", "\(dir)/\(name)-1.safetensors", "--save-state", "\(dir)/\(name)-1.npy"])
+            #expect(one.status == 0, "\(name): \(one.stderr)")
+            let reference = try ModelFile.read("\(dir)/\(name)-1.safetensors")
+            // The default solver (qr) saves a factor: compared as RᵀR (the factor's row signs are free).
+            let g1 = try savedGram("\(dir)/\(name)-1.npy", qr: true)
+            for k in [2, 3] {
+                let run = try mpirun(k, common + ["--out", "\(dir)/\(name)-\(k).safetensors", "--save-state", "\(dir)/\(name)-\(k).npy"])
+                #expect(run.status == 0, "\(name) K=\(k): \(run.stderr)")
+                let m = try ModelFile.read("\(dir)/\(name)-\(k).safetensors")
+                #expect(m.normalisation == reference.normalisation, "\(name) K=\(k)")
+                #expect(m.layer == reference.layer, "\(name) K=\(k)")
+                #expect(m.climatology == reference.climatology, "\(name) K=\(k)")
+                #expect(m.metadata.training.pairs == reference.metadata.training.pairs, "\(name) K=\(k)")
+                #expect(m.metadata.training.rows == reference.metadata.training.rows && m.metadata.training.segments == reference.metadata.training.segments)
+                #expect(m.metadata.training.fingerprint == reference.metadata.training.fingerprint, "\(name) K=\(k)")
+                #expect(m.metadata.dt == reference.metadata.dt)
+                let g = try savedGram("\(dir)/\(name)-\(k).npy", qr: true)
+                #expect(g.count == g1.count && relative(g, g1) < 1e-12, "\(name) K=\(k): \(relative(g, g1))")
+                // The filled rows are counted once, by the shard that owns them.
+                if name == "csv" {
+                    let a = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [String: Any]
+                    let b = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+                    let rows = a?["filled_rows"] as? Int ?? 0
+                    #expect(rows > 0, "\(one.stdout)")
+                    #expect(rows == b?["filled_rows"] as? Int && a?["filled_gaps"] as? Int == b?["filled_gaps"] as? Int, "\(run.stdout)")
+                    #expect(a?["longest_filled_gap"] as? Int == b?["longest_filled_gap"] as? Int)
+                }
+            }
+        }
+    }
+
+    /// `--pca` under mpirun: the EOF pass reads shards too (the exact one here: the randomized one is chosen above 8192
+    /// columns only). Its covariance is summed over the
+    /// processes along a tree, so the components agree to rounding, not bitwise; the statistics of the columns (range,
+    /// fingerprint) and the pair counts are exact.
+    @Test func pcaShardsMatchOneProcess() throws {
+        let dir = try scratch("mpi-pca")
+        let data = try Self.lorenz(dir)
+        let common = ["train", "--data", data, "--pca", "2", "--width", "40", "--delays", "2", "--seed", "2",
+                      "--backend", "cpu", "--shard-rows", "300"]
+        let one = try eddy(common + ["--out", dir + "/one.safetensors"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let reference = try ModelFile.read(dir + "/one.safetensors")
+        for k in [2, 3] {
+            let run = try mpirun(k, common + ["--out", "\(dir)/k\(k).safetensors"])
+            #expect(run.status == 0, "K=\(k): \(run.stderr)")
+            let m = try ModelFile.read("\(dir)/k\(k).safetensors")
+            #expect(m.metadata.training.fingerprint == reference.metadata.training.fingerprint && m.metadata.training.pairs == reference.metadata.training.pairs)
+            #expect(m.metadata.trainingRange == reference.metadata.trainingRange)
+            #expect(maxAbsDiff(m.eof!.vectors.map(abs), reference.eof!.vectors.map(abs)) < 1e-10, "K=\(k)")
+            #expect(relative(m.normalisation.variableStd, reference.normalisation.variableStd) < 1e-10, "K=\(k)")
+        }
     }
 
     /// A sweep over two widths under mpirun -n 2 picks the candidate one process picks, with the same scores.
@@ -121,19 +237,46 @@ struct MPITests {
         #expect(ma.layer.weights == mb.layer.weights)
     }
 
+    /// A sweep with a validation file reads its training data in shards: the same candidates and scores as one process,
+    /// the same hidden layer.
+    @Test func shardedSweepPicksTheSameCandidate() throws {
+        let dir = try scratch("mpi-sweep-file")
+        let data = try Self.lorenz(dir)
+        let validation = dir + "/val.csv"
+        #expect(try eddy(["generate", "lorenz63", "--trajectories", "2", "--steps", "300", "--seed", "9", "--out", validation]).status == 0)
+        let common = ["sweep", "--data", data, "--validation", validation, "--widths", "40,120", "--ridges", "1e-10,1e-6", "--solver", "cholesky",
+                      "--backend", "cpu", "--horizon", "20", "--delays", "2", "--shard-rows", "700", "--json"]
+        let one = try eddy(common + ["--out", dir + "/one.safetensors"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let three = try mpirun(3, common + ["--out", dir + "/three.safetensors"])
+        #expect(three.status == 0, "\(three.stderr)")
+        let a = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as! [String: Any]
+        let b = try JSONSerialization.jsonObject(with: Data(three.stdout.utf8)) as! [String: Any]
+        let sa = (a["candidates"] as! [[String: Any]]).map { $0["score"] as? Double ?? .nan }.sorted()
+        let sb = (b["candidates"] as! [[String: Any]]).map { $0["score"] as? Double ?? .nan }.sorted()
+        #expect(sa.count == 4 && sb.count == 4)
+        // The scores move with G's last bits: in one process, --chunk-rows 333 instead of 4096 moves them by up to
+        // 9e-7 of themselves (the best, ~2e-8, is a fit to rounding); 1e-4 leaves room for that and catches a wrong pass.
+        for (x, y) in zip(sa, sb) { #expect(abs(x - y) <= 1e-4 * abs(x), "score \(x) vs \(y)") }
+        let ma = try ModelFile.read(dir + "/one.safetensors"), mb = try ModelFile.read(dir + "/three.safetensors")
+        #expect(ma.metadata.width == mb.metadata.width && ma.metadata.ridge == mb.metadata.ridge)
+        #expect(ma.layer == mb.layer && ma.normalisation == mb.normalisation)
+    }
+
     /// A bad row in the data: every rank meets it; one clear line naming the file and line, exit non-zero, no model.
     @Test func badFileEndsTheJob() throws {
         let dir = try scratch("mpi-bad")
         let data = try Self.lorenz(dir)
         var lines = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        lines[1000] = "0,1.5,abc,2.0"
+        lines[2000] = "3,1.5,abc,2.0"
         try writeText(lines.joined(separator: "\n"), data)
         let clock = Date()
-        let run = try mpirun(2, ["train", "--data", data, "--width", "50", "--backend", "cpu", "--out", dir + "/m.safetensors"])
+        // Blocks of 500 rows: line 2001 (raw row 1999) is in rank 1's shard only.
+        let run = try mpirun(2, ["train", "--data", data, "--width", "50", "--backend", "cpu", "--shard-rows", "500", "--out", dir + "/m.safetensors"])
         #expect(run.status != 0)
         #expect(Date().timeIntervalSince(clock) < 60)
-        #expect(run.stderr.contains("eddy-mpi: rank 0 of 2: error: \(data)"), "\(run.stderr)")
-        #expect(run.stderr.contains("l63.csv:1001:"), "\(run.stderr)")
+        #expect(run.stderr.contains("eddy-mpi: rank 1 of 2: error: \(data)"), "\(run.stderr)")
+        #expect(run.stderr.contains("l63.csv:2001:"), "\(run.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.contains(".tmp-") })
     }

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 #: The newest format version this package reads (the one ``eddy`` writes).
-CURRENT_FORMAT_VERSION = 4
+CURRENT_FORMAT_VERSION = 5
 MAX_HEADER_LENGTH = 100_000_000
 CHECKSUM_KEY = "eddy_checksum"
 

@@ -75,6 +75,7 @@ public final class CSVReader: RowReader {
             shaper = RowShaper(path: spec.path, width: rawWidth, calendar: spec.calendar, fillGaps: spec.fillGaps,
                                from: spec.from, until: spec.until, dt: spec.dt, blockRows: spec.blockRows)
         }
+        shaper.countsFrom = spec.rawRows?.lowerBound ?? .min
     }
 
     public func next() throws -> RowBlock? {
@@ -95,6 +96,16 @@ public final class CSVReader: RowReader {
                 try shaper.add(rows[pivotIndex - 1])
                 continue
             }
+            // A shard (`DataSpec.rawRows`; raw row i is line i + 2): stop at its end.
+            if let window = spec.rawRows, lineNumber - 1 >= window.upperBound {
+                done = true
+                try shaper.finish()
+                continue
+            }
+            // Lines before a shard's history are passed over unparsed and uncopied.
+            if let window = spec.rawRows, lineNumber - 1 < window.lowerBound - spec.rawHistory {
+                if try lines.skip() { lineNumber += 1; continue }
+            }
             guard let line = try lines.next() else {
                 done = true
                 try shaper.finish()
@@ -104,7 +115,8 @@ public final class CSVReader: RowReader {
             lineNumber += 1
             if CSVFormat.isBlank(line) { continue }
             let fields = try CSVReader.fields(line, lineNumber: lineNumber, header: header, path: path)
-            let row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
+            var row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
+            row.source = lineNumber - 2
             if dates == nil, row.time != nil, let t = selection.time {
                 dates = TimeParser.isDate(CSVFormat.text(fields[t]))
             }
@@ -413,6 +425,25 @@ struct LineSplitter {
     private func tooLong() -> EddyError {
         let limit = maxLineBytes % (1 << 20) == 0 ? "\(maxLineBytes >> 20) MiB" : "\(maxLineBytes) bytes"
         return EddyError.at(path, line: lineCount + 1, "line longer than \(limit), the most one CSV row may hold; is this a CSV file with one row per line?")
+    }
+
+    /// Passes over the next line without copying it (a shard's rows before its history); false at the end.
+    mutating func skip() throws -> Bool {
+        let from = position + scanned
+        let found: Int? = buffer.withUnsafeBufferPointer { p in
+            guard from < p.count, let base = p.baseAddress,
+                  let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), p.count - from) else { return nil }
+            return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        }
+        if let nl = found {
+            if nl - position > maxLineBytes { throw tooLong() }
+            position = nl + 1
+            scanned = 0
+            lineCount += 1
+            return true
+        }
+        // No whole line in the buffer: `next` reads on (it copies this one line).
+        return try next() != nil
     }
 
     mutating func next() throws -> [UInt8]? {

@@ -33,6 +33,12 @@ public struct DataSpec: Sendable {
     /// NetCDF only: keep the grid points inside this box (degrees, by the 1-D `lat`/`latitude` and `lon`/`longitude`
     /// coordinates; longitudes compared modulo 360, so `lonMin > lonMax` crosses the date line); nil: the whole grid.
     public var ncBox: (latMin: Double, latMax: Double, lonMin: Double, lonMax: Double)?
+    /// A shard's raw rows (data lines of a CSV file, rows of an `.npy` array with its trajectories one after another,
+    /// time steps of a NetCDF file; for a directory, its files): reading starts `rawHistory` rows before it (earlier
+    /// rows are skipped unparsed, or seeked past where the format allows) and stops at its end; what `--fill-gaps`
+    /// fills is counted from its start. nil: every row. See `ShardPlan`.
+    public var rawRows: Range<Int>?
+    public var rawHistory = 0
     /// NetCDF only: the time dimension, or a 1-D time variable (and so its dimension); nil: found by convention
     /// (`time`, `valid_time`, CF `axis: T` or `standard_name: time`, the unlimited dimension).
     public var ncTime: String?
@@ -61,6 +67,11 @@ public struct RowBlock: Sendable {
     public var firstLine: Int
     /// Each row's time, when the data have a time column (empty otherwise).
     public var times: [Double] = []
+    /// Each row's source: the raw row (see `DataSpec.rawRows`) whose reading emitted it (a filled row comes with the
+    /// row after its gap). Empty where the reader does not say.
+    public var sources: [Int] = []
+    /// The file of a directory the block comes from (0 for a single file).
+    public var file = 0
 }
 
 /// Streams a dataset as blocks of rows. Readers are opened afresh for every pass over the data.
@@ -140,6 +151,7 @@ final class BlockBuilder {
     let capacity: Int
     private var values: [Double] = []
     private var times: [Double] = []
+    private var sources: [Int] = []
     private var rows = 0
     private var episode = ""
     private var firstLine = 0
@@ -157,7 +169,7 @@ final class BlockBuilder {
     }
 
     /// A valid row.
-    func append(_ row: UnsafeBufferPointer<Double>, episode ep: String, line: Int, time: Double? = nil) {
+    func append(_ row: UnsafeBufferPointer<Double>, episode ep: String, line: Int, time: Double? = nil, source: Int = -1) {
         if ep != lastEpisode {
             close()
             nextStartsSegment = true
@@ -169,6 +181,7 @@ final class BlockBuilder {
         }
         values.append(contentsOf: row)
         if let time { times.append(time) }
+        if source >= 0 { sources.append(source) }
         rows += 1
         if rows == capacity { close() }
     }
@@ -184,10 +197,11 @@ final class BlockBuilder {
     func close() {
         guard rows > 0 else { return }
         ready.append(RowBlock(episode: episode, values: values, rowCount: rows, startsSegment: nextStartsSegment, firstLine: firstLine,
-                              times: times.count == rows ? times : []))
+                              times: times.count == rows ? times : [], sources: sources.count == rows ? sources : []))
         nextStartsSegment = false
         values.removeAll(keepingCapacity: true)
         times.removeAll(keepingCapacity: true)
+        sources.removeAll(keepingCapacity: true)
         rows = 0
     }
 

@@ -133,8 +133,15 @@ public enum EOFAnalysis {
 
     /// `areaWeights`: weight grid points with a latitude by `√cos φ` (see `EOFBasis`); nothing changes without latitudes.
     public static func fit(_ open: ReaderFactory, components k: Int, path: String, method: Method = .auto, areaWeights: Bool = true,
-                           progress: ProgressHandler? = nil) throws -> Reduction {
-        let reader = try open()
+                           shards: ShardPlan? = nil, progress: ProgressHandler? = nil) throws -> Reduction {
+        // With `shards` every process reads only its shard (`ShardPlan`) and adds its own rows' share.
+        // The time step (for the daily cycle of the statistics, and for every shard's time grid) from the first rows
+        // of the data.
+        let timing = try ShardPlan.timing(try shards?.probe() ?? open())
+        var shards = shards
+        if timing.hasTimes, shards?.spec.dt == nil { shards?.spec.dt = timing.dt }
+        func read() throws -> RowReader { try shards?.open(reduction: nil) ?? open() }
+        let reader = try read()
         let names = reader.variableNames, n = names.count
         guard k >= 1 else { throw EddyError("--pca must be at least 1, got \(k)") }
         guard k <= n else {
@@ -145,8 +152,9 @@ public enum EOFAnalysis {
         }
         let weights = areaWeights ? names.map(EOFBasis.areaWeight(of:)) : []
         var reduction = method == .exact || method == .auto && n <= maximumColumns
-            ? try exact(reader, components: k, weights: weights, path: path, progress: progress)
-            : try randomized(open, first: reader, components: k, weights: weights, path: path, progress: progress)
+            ? try exact(reader, components: k, weights: weights, path: path, shards: shards, timing: (timing.dt, timing.hasTimes), progress: progress)
+            : try randomized(read, first: reader, components: k, weights: weights, path: path, shards: shards, timing: (timing.dt, timing.hasTimes),
+                             progress: progress)
         reduction.areaWeighted = areaWeights && names.contains { EOFBasis.latitude(of: $0) != nil }
         return reduction
     }
@@ -154,10 +162,13 @@ public enum EOFAnalysis {
     /// One streamed pass: means and the covariance of the columns (`Σ (x − s)(x − s)ᵀ` about the first row `s`,
     /// summed by SYRK over blocks of rows, in double), then the leading `components` eigenvectors of the scaled
     /// covariance (LAPACK `dsyevr`, only those K). Memory is one n × n array, independent of the number of rows.
-    static func exact(_ reader: RowReader, components k: Int, weights: [Double], path: String, progress: ProgressHandler?) throws -> Reduction {
+    static func exact(_ reader: RowReader, components k: Int, weights: [Double], path: String, shards: ShardPlan? = nil,
+                      timing: (dt: Double?, hasTimes: Bool) = (nil, false), progress: ProgressHandler?) throws -> Reduction {
         let n = reader.variableNames.count, m = reader.inputNames.count
-        var stats = DataStatistics(width: n + m)
-        var shift: [Double]?
+        var partial = StatisticsPartial(width: n + m, dt: timing.dt, hasTimes: timing.hasTimes)
+        var tagger = RowTagger(blockRows: shards?.blockRows ?? ShardPlan.defaultBlockRows, owned: shards?.owned)
+        // The shift: the first row of the data (a shard's own first row would differ between processes).
+        var shift: [Double]? = try shards.flatMap { plan in try plan.probe().next().map { Array($0.values[0..<n]) } }
         var sums = [Double](repeating: 0, count: n * n)
         let capacity = rowsPerBlock(n)
         var buffer = [Double](repeating: 0, count: capacity * n)
@@ -170,26 +181,28 @@ public enum EOFAnalysis {
             }
             buffered = 0
         }
-        // Under MPI every process reads every block (the statistics and the shift need them all) and adds its share
-        // of the blocks to the covariance sums, which are then summed over the processes.
+        // Read in shards, every process adds its own rows; otherwise every process reads every block (the statistics
+        // and the shift need them all) and adds its share of the blocks. The sums are then summed over the processes.
         let group = Processes.group
         var index = -1
         while let block = try reader.next() {
-            stats.add(block, width: n + m, dt: reader.inferredDt)
+            let tags = tagger.tag(block)
+            partial.add(block, tags: tags)
             if shift == nil, block.rowCount > 0 { shift = Array(block.values[0..<n]) }
             guard let s = shift else { continue }
             index += 1
-            if !Processes.owns(chunk: index, in: group) { continue }
-            for r in 0..<block.rowCount {
+            if shards == nil && !Processes.owns(chunk: index, in: group) { continue }
+            for r in 0..<block.rowCount where tags[r].owned {
                 let base = r * (n + m)
                 for i in 0..<n { buffer[buffered * n + i] = block.values[base + i] - s[i] }
                 buffered += 1
                 if buffered == capacity { flush() }
             }
-            progress?("principal components", stats.rows, 0)
+            progress?("principal components", partial.rowsSeen, 0)
         }
         flush()
         sums = try Processes.sum(sums, in: group)
+        let stats = try partial.merged(gather: shards != nil, in: group).statistics
         let rows = stats.rows
         guard rows >= 2, let s = shift else {
             throw EddyError("\(path): --pca needs at least 2 valid rows to estimate a covariance, the data have \(rows)")
@@ -226,13 +239,15 @@ public enum EOFAnalysis {
     /// starting from seeded Gaussian directions; the last pass's Rayleigh–Ritz pairs give the EOFs. Memory is
     /// O(n · (K + oversampling)); the leading EOFs converge fast where the spectrum decays, as fields' spectra do.
     static func randomized(_ open: ReaderFactory, first reader: RowReader, components k: Int, weights: [Double], path: String,
-                           progress: ProgressHandler?) throws -> Reduction {
+                           shards: ShardPlan? = nil, timing: (dt: Double?, hasTimes: Bool) = (nil, false), progress: ProgressHandler?) throws -> Reduction {
         let n = reader.variableNames.count, m = reader.inputNames.count
-        var stats = DataStatistics(width: n + m)
+        var partial = StatisticsPartial(width: n + m, dt: timing.dt, hasTimes: timing.hasTimes)
+        var tagger = RowTagger(blockRows: shards?.blockRows ?? ShardPlan.defaultBlockRows, owned: shards?.owned)
         while let block = try reader.next() {
-            stats.add(block, width: n + m, dt: reader.inferredDt)
-            progress?("principal components (statistics)", stats.rows, 0)
+            partial.add(block, tags: tagger.tag(block))
+            progress?("principal components (statistics)", partial.rowsSeen, 0)
         }
+        let stats = try partial.merged(gather: shards != nil, in: Processes.group).statistics
         let rows = stats.rows
         guard rows >= 2 else {
             throw EddyError("\(path): --pca needs at least 2 valid rows to estimate a covariance, the data have \(rows)")
@@ -249,7 +264,13 @@ public enum EOFAnalysis {
         var ritz = [Double](repeating: 0, count: l * l)
         for pass in 0..<powerPasses {
             var z = [Double](repeating: 0, count: n * l)
-            let seen = try multiplyCovariance(open, q, columns: l, mean: mean, scale: scale, into: &z, progress: progress, pass: pass + 1)
+            var seen = try multiplyCovariance(open, q, columns: l, mean: mean, scale: scale, into: &z, shards: shards, progress: progress, pass: pass + 1)
+            if shards != nil {
+                // Each process multiplied its own rows: the sum over the processes (and of the rows they saw).
+                z.append(Double(seen))
+                z = try Processes.sum(z)
+                seen = Int(z.removeLast())
+            }
             guard seen == rows else { throw EddyError("\(path): the data changed between passes (\(rows) rows, then \(seen))") }
             for i in 0..<(n * l) { z[i] /= Double(rows - 1) }
             // Rayleigh quotient Qᵀ Z (l × l), then the next basis.
@@ -272,8 +293,9 @@ public enum EOFAnalysis {
 
     /// `Z += Xsᵀ (Xs Q)` over the data, `Xs` the scaled, centred columns; returns the rows seen.
     static func multiplyCovariance(_ open: ReaderFactory, _ q: [Double], columns l: Int, mean: [Double], scale: [Double],
-                                   into z: inout [Double], progress: ProgressHandler?, pass: Int) throws -> Int {
+                                   into z: inout [Double], shards: ShardPlan? = nil, progress: ProgressHandler?, pass: Int) throws -> Int {
         let reader = try open()
+        var tagger = RowTagger(blockRows: shards?.blockRows ?? ShardPlan.defaultBlockRows, owned: shards?.owned)
         let n = mean.count, w = reader.width
         let capacity = rowsPerBlock(n)
         var buffer = [Double](repeating: 0, count: capacity * n)
@@ -296,12 +318,13 @@ public enum EOFAnalysis {
             buffered = 0
         }
         while let block = try reader.next() {
-            for r in 0..<block.rowCount {
+            let tags = tagger.tag(block)
+            for r in 0..<block.rowCount where tags[r].owned {
                 for i in 0..<n { buffer[buffered * n + i] = (block.values[r * w + i] - mean[i]) / scale[i] }
                 buffered += 1
                 if buffered == capacity { flush() }
+                seen += 1
             }
-            seen += block.rowCount
             progress?("principal components (pass \(pass) of \(powerPasses))", seen, 0)
         }
         flush()

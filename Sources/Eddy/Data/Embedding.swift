@@ -40,7 +40,7 @@ public struct DataStatistics: Sendable {
     public var phaseSums: [Double] = []
     public var phaseCounts: [Int] = []
 
-    init(width: Int) {
+    public init(width: Int) {
         mean = .init(repeating: 0, count: width)
         m2 = .init(repeating: 0, count: width)
         minimum = .init(repeating: .infinity, count: width)
@@ -80,15 +80,19 @@ public struct DataStatistics: Sendable {
     /// minute keep no climatology.
     static let maximumPhases = 1440
 
+    /// The phases of a daily cycle at step `dt` (seconds), when that is a whole number of at most `maximumPhases`.
+    static func period(dt: Double?) -> Int? {
+        guard let dt, dt > 0 else { return nil }
+        let p = 86_400 / dt
+        return p >= 2 && p <= Double(DataStatistics.maximumPhases) && abs(p - p.rounded()) < 1e-9 ? Int(p.rounded()) : nil
+    }
+
     mutating func add(_ block: RowBlock, width: Int, dt: Double?) {
         if block.startsSegment { segments += 1; mix(0x5E6) }
-        if period == nil, !block.times.isEmpty, let dt, dt > 0 {
-            let p = 86_400 / dt
-            if p >= 2, p <= Double(DataStatistics.maximumPhases), abs(p - p.rounded()) < 1e-9 {
-                period = Int(p.rounded())
-                phaseSums = .init(repeating: 0, count: period! * width)
-                phaseCounts = .init(repeating: 0, count: period!)
-            }
+        if period == nil, !block.times.isEmpty, let p = DataStatistics.period(dt: dt) {
+            period = p
+            phaseSums = .init(repeating: 0, count: p * width)
+            phaseCounts = .init(repeating: 0, count: p)
         }
         if let p = period, let dt, block.times.count == block.rowCount {
             for r in 0..<block.rowCount {
@@ -155,6 +159,7 @@ public struct WindowBuilder {
     private var chunk = WindowChunk()
     private var lastRowOpen = false          // the chunk's last window may still get a successor
     private var ready: [WindowChunk] = []
+    private var owned = true                 // the row being pushed may be a pair's target here
 
     public var windowSize: Int { variables * delays }
 
@@ -166,12 +171,15 @@ public struct WindowBuilder {
         self.chunkRows = max(2, chunkRows)
     }
 
-    public mutating func add(_ block: RowBlock) {
+    /// `tags` (one per row, see `RowTagger`): a row another process owns is never a pair's target here (it may be
+    /// the history of a window). Without tags every row is a target.
+    public mutating func add(_ block: RowBlock, tags: [RowTag]? = nil) {
         if block.startsSegment { endSegment() }
         let width = variables + inputs
         var x = [Double](repeating: 0, count: variables)
         var u = [Double](repeating: 0, count: inputs)
         for r in 0..<block.rowCount {
+            owned = tags?[r].owned ?? true
             let base = r * width
             for i in 0..<variables {
                 x[i] = (block.values[base + i] - normalisation.variableMean[i]) / normalisation.variableStd[i]
@@ -205,10 +213,11 @@ public struct WindowBuilder {
         history += x
         historyRows += 1
         guard historyRows == delays else { return }
-        // A full window: newest row first.
-        if lastRowOpen { chunk.linked[chunk.count - 1] = true }
+        // A full window: newest row first. It completes a pair when it continues the previous one and its row is ours.
+        let link = lastRowOpen && owned
+        if link { chunk.linked[chunk.count - 1] = true }
         if chunk.count == chunkRows {
-            emit(carry: lastRowOpen)
+            emit(carry: link)
         }
         for lag in 0..<delays {
             let row = delays - 1 - lag

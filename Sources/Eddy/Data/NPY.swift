@@ -250,7 +250,21 @@ public final class NPYReader: RowReader {
         shaper = RowShaper(path: spec.path, width: selection.variables.count + selection.inputs.count, calendar: [], fillGaps: spec.fillGaps,
                            from: nil, until: nil, dt: nil, blockRows: spec.blockRows)
         validCounts = [Int](repeating: 0, count: selection.variables.count + selection.inputs.count)
+        // A shard: seek to its first raw row (trajectories one after another), stop at its end.
+        if let window = spec.rawRows {
+            let total = episodes * steps
+            let lo = min(max(0, window.lowerBound - spec.rawHistory), total)
+            end = min(max(lo, window.upperBound), total)
+            shaper.countsFrom = window.lowerBound
+            (episode, step) = (lo / steps, lo % steps)
+            try file.seek(to: header.dataOffset + lo * columnCount * header.itemSize)
+        } else {
+            end = episodes * steps
+        }
     }
+
+    /// One past the last raw row read (`episodes × steps`, or the end of `DataSpec.rawRows`).
+    private var end = 0
 
     public func next() throws -> RowBlock? {
         let columns = selection.variables + selection.inputs
@@ -258,10 +272,10 @@ public final class NPYReader: RowReader {
         var row = [Double](repeating: 0, count: columns.count)
         while true {
             if let block = builder.take() { return block }
-            if episode == episodes { return nil }
+            if episode == episodes || episode * steps + step >= end { return nil }
             let name = episodeNames?[episode] ?? (episodes == 1 ? "0" : "\(episode)")
             // Read up to one block of rows of this episode.
-            let rows = min(builder.capacity, steps - step)
+            let rows = min(builder.capacity, steps - step, end - (episode * steps + step))
             let bytes = file.readBytes(rows * columnCount * header.itemSize)
             if bytes.count < rows * columnCount * header.itemSize {
                 throw EddyError("\(path): truncated .npy data at trajectory \(episode), row \(step)")
@@ -282,13 +296,15 @@ public final class NPYReader: RowReader {
                         if !v.isNaN { validCounts[k] += 1 }
                         row[k] = v
                     }
-                    try shaper.add(RawRow(episode: name, time: nil, values: row, line: step + r))
+                    try shaper.add(RawRow(episode: name, time: nil, values: row, line: step + r, source: episode * steps + step + r))
                 }
             }
             step += rows
             if step == steps {
                 step = 0
                 episode += 1
+                try shaper.finish()
+            } else if episode * steps + step >= end {
                 try shaper.finish()
             }
         }
@@ -310,6 +326,10 @@ public final class DirectoryReader: RowReader {
         return zip(finishedCounts, c).map { $0 + $1 }
     }
     private var index = 0
+    /// One past the last file read.
+    private var end = 0
+    /// The files in the directory, in the order they are read.
+    public var fileCount: Int { files.count }
     private var current: RowReader?
     public let timesAreDates: Bool
     private var finishedFill = FillReport()
@@ -329,18 +349,27 @@ public final class DirectoryReader: RowReader {
         guard let first = files.first else {
             throw EddyError("\(spec.path): the directory holds no .csv or .npy files")
         }
+        // A shard (`DataSpec.rawRows`) is a range of the files; each file starts its own segments, so none needs history.
+        if let window = spec.rawRows {
+            index = min(max(0, window.lowerBound), files.count)
+            end = min(max(index, window.upperBound), files.count)
+        } else {
+            end = files.count
+        }
         let reader = try DirectoryReader.reader(first, spec: spec)
         variableNames = reader.variableNames
         inputNames = reader.inputNames
         inferredDt = reader.inferredDt
         timesAreDates = reader.timesAreDates
         finishedCounts = [Int](repeating: 0, count: reader.width)
-        current = reader
+        current = index == 0 && end > 0 ? reader : nil
     }
 
     static func reader(_ file: String, spec: DataSpec) throws -> RowReader {
         var s = spec
         s.path = file
+        s.rawRows = nil
+        s.rawHistory = 0
         let name = AtomicFile.basename(of: file)
         if file.lowercased().hasSuffix(".npy") {
             let r = try NPYReader(spec: s, episodeNames: nil)
@@ -352,7 +381,7 @@ public final class DirectoryReader: RowReader {
     public func next() throws -> RowBlock? {
         while true {
             if current == nil {
-                if index >= files.count { return nil }
+                if index >= end { return nil }
                 let r = try DirectoryReader.reader(files[index], spec: spec)
                 if r.variableNames != variableNames || r.inputNames != inputNames {
                     throw EddyError("\(files[index]): columns \(r.variableNames + r.inputNames) differ from those of \(files[0]) (\(variableNames + inputNames))")
@@ -363,6 +392,7 @@ public final class DirectoryReader: RowReader {
                 if spec.episodeColumn == nil && !files[index].lowercased().hasSuffix(".npy") {
                     block.episode = AtomicFile.basename(of: files[index])
                 }
+                block.file = index
                 return block
             }
             finishedCounts = validCounts

@@ -125,6 +125,9 @@ public final class NetCDFReader: RowReader {
     private var row = 0
     private var stepsRead = 0
     private let shaper: RowShaper
+    /// One past the last row read (`steps`, or the end of `DataSpec.rawRows`).
+    private var end = 0
+    private var ended = false
 
     public init(spec: DataSpec) throws {
         path = spec.path
@@ -178,6 +181,19 @@ public final class NetCDFReader: RowReader {
         if opened.first?.file == nil { current?.close(); current = nil }
         shaper = RowShaper(path: path, width: first.picked.count, calendar: spec.calendar, fillGaps: spec.fillGaps,
                            from: spec.from, until: spec.until, dt: spec.dt, blockRows: spec.blockRows)
+        // A shard (`DataSpec.rawRows`, rows counted across the files) starts its history rows on and stops at its end.
+        end = steps
+        if let window = spec.rawRows {
+            let lo = min(steps, max(0, window.lowerBound - spec.rawHistory))
+            end = max(lo, min(steps, window.upperBound))
+            shaper.countsFrom = window.lowerBound
+            if lo > 0 {
+                current?.close()
+                current = nil
+                (fileIndex, stepInFile) = position(ofRow: lo) ?? (files.count, 0)
+                row = lo
+            }
+        }
     }
 
     /// The file (index into `files`) and the step within it of row `row` counted across the files.
@@ -193,12 +209,20 @@ public final class NetCDFReader: RowReader {
     public func next() throws -> RowBlock? {
         while true {
             if let block = shaper.builder.take() { return block }
-            if fileIndex == files.count { return nil }
+            if row >= end && !ended {
+                // The end of a shard before the end of the data.
+                ended = true
+                current?.close()
+                current = nil
+                try shaper.finish()
+                continue
+            }
+            if fileIndex == files.count || ended { return nil }
             if current == nil { current = try NetCDFFile(path: files[fileIndex].path, spec: spec) }
             let file = current!
             let values = try file.row(at: stepInFile)
             for (k, v) in values.enumerated() where !v.isNaN { counts[k] += 1 }
-            try shaper.add(RawRow(episode: "0", time: file.times?[stepInFile], values: values, line: row))
+            try shaper.add(RawRow(episode: "0", time: file.times?[stepInFile], values: values, line: row, source: row))
             row += 1
             stepsRead += 1
             stepInFile += 1
@@ -207,7 +231,7 @@ public final class NetCDFReader: RowReader {
                 current = nil
                 stepInFile = 0
                 fileIndex += 1
-                if fileIndex == files.count { try shaper.finish() }
+                if fileIndex == files.count { ended = true; try shaper.finish() }
             }
         }
     }

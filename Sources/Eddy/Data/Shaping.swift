@@ -119,6 +119,8 @@ struct RawRow {
     var time: Double?
     var values: [Double]
     var line: Int
+    /// The raw row's index in the dataset (`DataSpec.rawRows`); −1 where unknown.
+    var source = -1
 }
 
 /// What `--fill-gaps` made up: rows interpolated, in how many gaps, and the longest gap (its rows, and the line,
@@ -178,6 +180,9 @@ final class RowShaper {
     private var origin: Double?          // time of index 0 in the current segment
     private var pending: [Int: RawRow] = [:]
     private var counter = 0              // index for data without time
+    private var source = -1              // the raw row being placed: every row it emits carries it
+    /// Fills are counted (`fill`) for rows from this raw row on: a shard's history rows are another shard's to count.
+    var countsFrom = Int.min
 
     init(path: String, width: Int, calendar: [CalendarFeature], fillGaps: Int, from: Double?, until: Double?, dt: Double?, blockRows: Int) {
         self.path = path
@@ -198,6 +203,7 @@ final class RowShaper {
     }
 
     func add(_ row: RawRow) throws {
+        source = row.source
         if row.episode != episode {
             episode = row.episode
             breakSegment()
@@ -257,12 +263,14 @@ final class RowShaper {
             let gap = index - l.index - 1
             if gap > 0 {
                 if gap <= fillGaps {
-                    var after = fill
-                    after.add({ var f = FillReport(); f.rows = gap; f.gaps = 1; f.longest = gap; f.longestEndsAt = row.line
-                                f.longestTime = row.time; f.longestPath = path; return f }())
-                    // Refused before the rows are made: a gap of 10⁷ steps is not interpolated first.
-                    if after.rows > rowsRead + RowShaper.fillSlack { throw tooMuchFilled(after) }
-                    fill = after
+                    if source >= countsFrom {
+                        var after = fill
+                        after.add({ var f = FillReport(); f.rows = gap; f.gaps = 1; f.longest = gap; f.longestEndsAt = row.line
+                                    f.longestTime = row.time; f.longestPath = path; return f }())
+                        // Refused before the rows are made: a gap of 10⁷ steps is not interpolated first.
+                        if after.rows > rowsRead + RowShaper.fillSlack { throw tooMuchFilled(after) }
+                        fill = after
+                    }
                     // Linear interpolation between the last complete row and this one, keeping values that are present.
                     for j in 1...gap {
                         let w = Double(j) / Double(gap + 1)
@@ -290,7 +298,7 @@ final class RowShaper {
             out.append(s)
             out.append(c)
         }
-        out.withUnsafeBufferPointer { builder.append($0, episode: episode ?? "", line: line, time: time) }
+        out.withUnsafeBufferPointer { builder.append($0, episode: episode ?? "", line: line, time: time, source: source) }
     }
 
     /// The end of the data: the last block, and the cap on filled rows (at most as many as were read).

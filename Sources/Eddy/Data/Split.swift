@@ -55,6 +55,7 @@ public final class SplitReader: RowReader {
             out.values = Array(block.values[((from - lo) * width)..<((to - lo) * width)])
             out.rowCount = to - from
             if block.times.count == block.rowCount { out.times = Array(block.times[(from - lo)..<(to - lo)]) }
+            if block.sources.count == block.rowCount { out.sources = Array(block.sources[(from - lo)..<(to - lo)]) }
             out.firstLine = block.firstLine + (from - lo)
             out.startsSegment = part == .head ? block.startsSegment : (from == cut)
             return out

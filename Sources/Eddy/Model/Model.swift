@@ -2,8 +2,11 @@
 public struct ModelMetadata: Codable, Sendable, Equatable {
     /// Version 2 added the EOF reduction (`reduction`, tensors `eof_*`); version 3 the `qr` solver and its record
     /// (`dropped`, `residual`, `rowsCondition`); version 4 the checksum (`__metadata__.eddy_checksum`, see
-    /// `ModelFile`). Every file is written as the current version; versions 1–3 are still read.
-    public static let currentFormatVersion = 4
+    /// `ModelFile`); version 5 SWIM's keyed pool (a bottom-k sample keyed by a hash of the seed and each pair's place
+    /// in the data, so any split over processes keeps the same pairs; version 4's Algorithm R drew another sample from
+    /// the same seed) and statistics folded by blocks. Every file is written as the current version; versions 1–4
+    /// are still read.
+    public static let currentFormatVersion = 5
     public var format = "eddy-model"
     /// The format version of the file the model was read from; a new model's is the current version, which
     /// `ModelFile.write` writes.

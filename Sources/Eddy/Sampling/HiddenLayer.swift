@@ -41,44 +41,107 @@ public struct HiddenLayer: Sendable, Equatable {
     }
 }
 
-/// Reservoir of training pairs for SWIM's candidate pool: a uniform sample of at most `capacity` pairs drawn with
-/// Algorithm R in stream order, so it does not depend on how the stream is chunked.
+/// Reservoir of training pairs for SWIM's candidate pool: a keyed bottom-k sample. Every pair gets a key from a
+/// hash of the seed and the pair itself (the bit patterns of its window and target, as read), and the pool keeps
+/// the `capacity` pairs with the smallest keys, in key order. Which pairs those are depends on the pairs and the seed
+/// only — not on the chunking, on how the pairs were spread over processes, nor on where in which file they stand:
+/// the merge of two reservoirs is the `capacity` smallest of their union (`Processes.mergePool`). A pair that occurs
+/// twice has one key (both copies are in, or neither; they are the same candidate to SWIM). Model format 5 and later
+/// draw this way (format 4's Algorithm R drew another sample from the same seed).
 public struct PairReservoir: Sendable {
     public let capacity: Int
     public let windowSize: Int
     public let targetSize: Int
+    /// Pairs offered to this reservoir.
     public private(set) var seen = 0
     public private(set) var windows: [Double] = []
     public private(set) var targets: [Double] = []
-    private var rng: SeededGenerator
+    /// Each stored pair's key and a second hash that breaks ties; sorted ascending after `prune`.
+    public private(set) var keys: [UInt64] = []
+    public private(set) var ties: [UInt64] = []
+    private let keySalt: UInt64
+    private let tieSalt: UInt64
+    /// Keys above this are never kept (the largest kept key once the reservoir has been pruned full).
+    private var threshold = UInt64.max
+    private var sorted = true
 
     public init(capacity: Int, windowSize: Int, targetSize: Int, seed: UInt64) {
         self.capacity = capacity
         self.windowSize = windowSize
         self.targetSize = targetSize
-        rng = SeededGenerator(seed: seed, stream: "swim-reservoir")
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in "swim-reservoir".utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        keySalt = RowTagger.mix(seed ^ h)
+        tieSalt = RowTagger.mix(keySalt ^ 0x7469_6562_7265_616B)
     }
 
-    public var count: Int { windows.count / windowSize }
+    public var count: Int { keys.count }
+
+    /// The key of a pair (and the second hash that breaks ties): window values, then target values. The key hashes
+    /// the values rounded to single precision, so differences in the last bits (the same data through EOFs fitted in
+    /// another order, say) keep the same pool; the tie-break hashes them in full.
+    func key(_ values: ArraySlice<Double>, _ target: ArraySlice<Double>) -> (UInt64, UInt64) {
+        var a = keySalt, b = tieSalt
+        for v in values { a = RowTagger.mix(a ^ UInt64(Float(v).bitPattern)); b = RowTagger.mix(b &+ v.bitPattern) }
+        for v in target { a = RowTagger.mix(a ^ UInt64(Float(v).bitPattern)); b = RowTagger.mix(b &+ v.bitPattern) }
+        return (a, b)
+    }
 
     /// Offers every pair of a chunk: window `i` with target `x_{t+1}`, the first `targetSize` values of window `i+1`.
     public mutating func offer(_ chunk: WindowChunk) {
         let p = windowSize
         for i in 0..<chunk.count where chunk.linked[i] {
-            let z = chunk.windows[(i * p)..<((i + 1) * p)]
-            let y = chunk.windows[((i + 1) * p)..<((i + 1) * p + targetSize)]
-            if seen < capacity {
-                windows += z
-                targets += y
-            } else {
-                let j = rng.index(below: seen + 1)
-                if j < capacity {
-                    windows.replaceSubrange((j * p)..<((j + 1) * p), with: z)
-                    targets.replaceSubrange((j * targetSize)..<((j + 1) * targetSize), with: y)
-                }
-            }
             seen += 1
+            let (k, t) = key(chunk.windows[(i * p)..<((i + 1) * p)], chunk.windows[((i + 1) * p)..<((i + 1) * p + targetSize)])
+            if k > threshold { continue }
+            windows += chunk.windows[(i * p)..<((i + 1) * p)]
+            targets += chunk.windows[((i + 1) * p)..<((i + 1) * p + targetSize)]
+            keys.append(k)
+            ties.append(t)
+            sorted = false
+            if keys.count >= 2 * capacity { prune() }
         }
+    }
+
+    /// Keeps the `capacity` smallest keys, in key order.
+    public mutating func prune() {
+        if sorted && keys.count <= capacity { return }
+        let order = keys.indices.sorted { (keys[$0], ties[$0]) < (keys[$1], ties[$1]) }.prefix(capacity)
+        select(Array(order))
+        if keys.count == capacity { threshold = keys[capacity - 1] }
+    }
+
+    private mutating func select(_ order: [Int]) {
+        let p = windowSize, q = targetSize
+        var w = [Double](), y = [Double](), k = [UInt64](), t = [UInt64]()
+        w.reserveCapacity(order.count * p)
+        y.reserveCapacity(order.count * q)
+        for j in order {
+            w += windows[(j * p)..<((j + 1) * p)]
+            y += targets[(j * q)..<((j + 1) * q)]
+            k.append(keys[j])
+            t.append(ties[j])
+        }
+        (windows, targets, keys, ties) = (w, y, k, t)
+        sorted = true
+    }
+
+    /// This reservoir's pairs at `indices` (in that order).
+    func entries(_ indices: [Int]) -> (windows: [Double], targets: [Double]) {
+        let p = windowSize, q = targetSize
+        var w = [Double](), y = [Double]()
+        for j in indices {
+            w += windows[(j * p)..<((j + 1) * p)]
+            y += targets[(j * q)..<((j + 1) * q)]
+        }
+        return (w, y)
+    }
+
+    /// Replaces the contents (a merged pool, already in key order).
+    mutating func replace(windows w: [Double], targets y: [Double], keys k: [UInt64], ties t: [UInt64], seen s: Int) {
+        (windows, targets, keys, ties, seen) = (w, y, k, t, s)
+        sorted = true
+        threshold = k.count == capacity ? k[capacity - 1] : .max
     }
 
     /// Standardises the stored raw pairs (windows repeat the variables once per delay).

@@ -123,6 +123,49 @@ public enum Processes {
         }
     }
 
+    /// SWIM's pool over the processes: the `capacity` smallest keys of the union of every process's reservoir, in
+    /// key order, on every process (keys and ties are gathered first, then only the chosen pairs).
+    static func mergePool(_ pool: inout PairReservoir, in group: ProcessGroup = Processes.group) throws {
+        pool.prune()
+        guard group.size > 1 else { return }
+        func bytes(_ words: [UInt64]) -> [UInt8] { words.withUnsafeBytes { Array($0) } }
+        func words(_ b: [UInt8]) -> [UInt64] {
+            let n = b.count / 8
+            var w = [UInt64](repeating: 0, count: n)
+            w.withUnsafeMutableBytes { d in b.withUnsafeBytes { d.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<(n * 8)])) } }
+            return w
+        }
+        var mine: [UInt64] = [UInt64(pool.seen)]
+        for i in 0..<pool.count { mine.append(pool.keys[i]); mine.append(pool.ties[i]) }
+        let all = try group.allGather(bytes(mine)).map(words)
+        var candidates: [(key: UInt64, tie: UInt64, rank: Int, index: Int)] = []
+        var seen = 0
+        for (rank, w) in all.enumerated() {
+            guard w.count >= 1, w.count % 2 == 1 else { throw EddyError("internal: rank \(rank) sent a malformed pool") }
+            seen += Int(w[0])
+            for i in 0..<((w.count - 1) / 2) { candidates.append((w[1 + 2 * i], w[2 + 2 * i], rank, i)) }
+        }
+        candidates.sort { ($0.key, $0.tie, $0.rank) < ($1.key, $1.tie, $1.rank) }
+        let chosen = candidates.prefix(pool.capacity)
+        let (w, y) = pool.entries(chosen.filter { $0.rank == group.rank }.map(\.index))
+        let parts = try group.allGather(bytes((w + y).map(\.bitPattern))).map(words)
+        let p = pool.windowSize, q = pool.targetSize
+        var cursor = [Int](repeating: 0, count: group.size)
+        var counts = [Int](repeating: 0, count: group.size)
+        for c in chosen { counts[c.rank] += 1 }
+        var windows: [Double] = [], targets: [Double] = []
+        windows.reserveCapacity(chosen.count * p)
+        targets.reserveCapacity(chosen.count * q)
+        for c in chosen {
+            let part = parts[c.rank], j = cursor[c.rank], n = counts[c.rank]
+            guard part.count == n * (p + q) else { throw EddyError("internal: rank \(c.rank) sent \(part.count) pool values, expected \(n * (p + q))") }
+            windows += part[(j * p)..<((j + 1) * p)].map(Double.init(bitPattern:))
+            targets += part[(n * p + j * q)..<(n * p + (j + 1) * q)].map(Double.init(bitPattern:))
+            cursor[c.rank] += 1
+        }
+        pool.replace(windows: windows, targets: targets, keys: chosen.map(\.key), ties: chosen.map(\.tie), seen: seen)
+    }
+
     /// Every process's text, in rank order (for per-rank lines such as the backend each one chose).
     public static func gather(_ text: String, in group: ProcessGroup = Processes.group) throws -> [String] {
         guard group.size > 1 else { return [text] }

@@ -42,6 +42,8 @@ public struct SweepConfig: Sendable {
     public var scales: [Double]?
     public var swimPool = 65536
     public var chunkRows = 4096
+    /// Raw rows per global block of the data (`ShardPlan`), as `TrainingConfig.shardRows`.
+    public var shardRows = ShardPlan.defaultBlockRows
     public var dt: Double?
     public var solver: SweepSolver = .auto
     /// Rows between validation origins; nil: the horizon, or less (overlapping forecasts) when that gives fewer than
@@ -178,8 +180,13 @@ public struct Sweep {
         var validationPath: String
         var tailOpen: ReaderFactory?
         var warnings: [String] = []
+        // With a validation file the training data are read in shards under MPI, as by `Trainer` (every process still
+        // holds the validation cases). A validation fraction splits every trajectory by its length: every process reads
+        // everything then, and the passes are shared out by chunk.
+        var plan: ShardPlan?
         switch config.validation {
         case .data(let v):
+            plan = try ShardPlan.make(spec, delays: config.delays.max() ?? 1, blockRows: config.shardRows)
             let (reader, segments) = try DataSource.loadSegments(v)
             let train = try DataSource.open(spec)
             if reader.variableNames != train.variableNames || reader.inputNames != train.inputNames {
@@ -206,7 +213,7 @@ public struct Sweep {
             throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
         }
         let fitted = try config.pca.map {
-            try EOFAnalysis.fit(open, components: $0.last!, path: spec.path, areaWeights: config.areaWeights, progress: progress)
+            try EOFAnalysis.fit(open, components: $0.last!, path: spec.path, areaWeights: config.areaWeights, shards: plan, progress: progress)
         }
         let reductions: [Reduction?] = config.pca.map { list in list.map { fitted!.truncated(to: $0) } } ?? [nil]
         let rawOpen = open
@@ -229,7 +236,7 @@ public struct Sweep {
                 for scale in sampler == .random ? scaleList : [config.randomScale] {
                 for seed in config.seeds {
                     let data = try Trainer.prepare(open, path: spec.path, delays: delays, seed: seed, poolSize: config.swimPool,
-                                                   chunkRows: config.chunkRows, reduction: reduction, progress: progress)
+                                                   chunkRows: config.chunkRows, reduction: reduction, shards: plan, progress: progress)
                     warnings += data.warnings.filter { !warnings.contains($0) }
                     try MemoryBudget.checkTraining(variables: data.variableNames.count, delays: delays, width: sampleWidth,
                                                    inputs: data.inputNames.count, form: accumulateForm,

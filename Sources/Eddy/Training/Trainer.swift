@@ -19,6 +19,8 @@ public struct TrainingConfig: Sendable {
     public var seed: UInt64 = 0
     /// Windows per chunk of the streamed pass.
     public var chunkRows = 4096
+    /// Raw rows per global block of the data (`ShardPlan`): what the statistics are merged by and shards are made of.
+    public var shardRows = ShardPlan.defaultBlockRows
     /// Capacity of SWIM's candidate reservoir.
     public var swimPool = 65536
     /// Standard deviation of random-feature weights.
@@ -37,6 +39,7 @@ public struct TrainingConfig: Sendable {
         if delays < 1 { throw EddyError("--delays must be at least 1, got \(delays)") }
         if !(ridge >= 0) || !ridge.isFinite { throw EddyError("--ridge must be a finite number ≥ 0, got \(ridge)") }
         if chunkRows < 2 { throw EddyError("--chunk-rows must be at least 2, got \(chunkRows)") }
+        if shardRows < 1 { throw EddyError("--shard-rows must be at least 1, got \(shardRows)") }
         if swimPool < 2 { throw EddyError("--swim-pool must be at least 2, got \(swimPool)") }
         if let dt, !(dt > 0) { throw EddyError("--dt must be positive, got \(dt)") }
         if let r = rcond, !(r >= 0 && r < 1) { throw EddyError("--rcond must be a number in [0, 1), got \(r)") }
@@ -78,6 +81,8 @@ public struct PreparedData: Sendable {
     public var warnings: [String]
     /// With `--pca`: the EOFs the variables were reduced by (`variableNames` are then the components).
     public var reduction: Reduction?
+    /// How the data were read in shards (nil: every process read all of them).
+    public var shards: ShardPlan?
     /// What `--fill-gaps` filled.
     public var fill = FillReport()
 
@@ -106,23 +111,40 @@ public struct Trainer {
     /// With a `reduction`, `open` reads its components (`Reduction.wrap`); they share one scale, the root of their mean
     /// variance, so distances and errors in the state keep the weights of the scaled data (a per-component scale would
     /// blow the weakest components up to the strongest).
+    /// With `shards`, this process reads only its shard (`ShardPlan`) and every result is a partial merged over the
+    /// processes: block moments folded in block order, the keyed pool's smallest keys, pair counts added, a column's
+    /// validity judged over all of them. Without, every process reads everything (and needs no merge). Either way the
+    /// statistics are folded from the same global blocks, so they do not depend on the number of processes.
     public static func prepare(_ open: ReaderFactory, path: String, delays: Int, seed: UInt64, poolSize: Int, chunkRows: Int,
-                               reduction: Reduction? = nil, progress: ProgressHandler? = nil) throws -> PreparedData {
-        let reader = try open()
+                               reduction: Reduction? = nil, shards: ShardPlan? = nil, progress: ProgressHandler? = nil) throws -> PreparedData {
+        let group = Processes.group
+        // The time step and whether times are dates come from the first rows of the dataset, which every process
+        // reads for that (a shard's own first rows could disagree): a few rows at a time, to stop soon.
+        let (dt, hasTimes, timesAreDates) = try ShardPlan.timing(try shards?.probe() ?? open())
+        var plan = shards
+        if hasTimes, plan?.spec.dt == nil { plan?.spec.dt = dt }
+        let reader = try plan.map { try $0.open(reduction: reduction) } ?? open()
         let n = reader.variableNames.count, m = reader.inputNames.count
-        var stats = DataStatistics(width: n + m)
+        var partial = StatisticsPartial(width: n + m, dt: dt, hasTimes: hasTimes)
+        var tagger = RowTagger(blockRows: plan?.blockRows ?? ShardPlan.defaultBlockRows, owned: plan?.owned)
         var raw = WindowBuilder(normalisation: .identity(variables: n, inputs: m), delays: delays, chunkRows: chunkRows)
         var reservoir = PairReservoir(capacity: poolSize, windowSize: n * delays, targetSize: n, seed: seed)
         while let block = try reader.next() {
-            stats.add(block, width: n + m, dt: reader.inferredDt)
-            raw.add(block)
-            while let chunk = raw.take() { stats.pairs += chunk.pairCount; reservoir.offer(chunk) }
-            progress?("reading", stats.rows, 0)
+            let tags = tagger.tag(block)
+            partial.add(block, tags: tags)
+            raw.add(block, tags: tags)
+            while let chunk = raw.take() { partial.pairs += chunk.pairCount; reservoir.offer(chunk) }
+            progress?("reading", partial.rowsSeen, 0)
         }
         raw.finish()
-        while let chunk = raw.take() { stats.pairs += chunk.pairCount; reservoir.offer(chunk) }
+        while let chunk = raw.take() { partial.pairs += chunk.pairCount; reservoir.offer(chunk) }
+        partial.valid = reader.validCounts.map { $0 > 0 }
+        partial.fill = reader.fill
+        let merged = try partial.merged(gather: plan != nil, in: group)
+        try Processes.mergePool(&reservoir, in: plan != nil ? group : SingleProcess())
+        let stats = merged.statistics
         let names = reader.variableNames + reader.inputNames
-        for c in 0..<(n + m) where reader.validCounts[c] == 0 {
+        for c in 0..<(n + m) where !merged.valid[c] {
             throw EddyError("\(path): column '\(names[c])' has no valid value (every row is NA, NaN or empty)")
         }
         // What the reader noticed (irregular NetCDF times, say) explains too few pairs better than the count does.
@@ -147,9 +169,10 @@ public struct Trainer {
                                  inputMean: Array(stats.mean[n...]), inputStd: Array(std[n...]))
         reservoir.standardise(norm)
         var data = PreparedData(path: path, variableNames: reader.variableNames, inputNames: reader.inputNames, delays: delays,
-                                statistics: stats, normalisation: norm, pool: reservoir, inferredDt: reader.inferredDt,
-                                timesAreDates: reader.timesAreDates, warnings: warnings, reduction: reduction)
-        data.fill = reader.fill
+                                statistics: stats, normalisation: norm, pool: reservoir, inferredDt: dt,
+                                timesAreDates: timesAreDates, warnings: warnings, reduction: reduction)
+        data.fill = merged.fill
+        data.shards = plan
         return data
     }
 
@@ -157,19 +180,48 @@ public struct Trainer {
     public static func sample(_ data: PreparedData, sampler: SamplerKind, width: Int, activation: Activation, scale: Double, seed: UInt64) throws -> HiddenLayer {
         let p = data.variableNames.count * data.delays
         if width == 0 { return HiddenLayer(inputSize: p, width: 0, weights: [], biases: [], activation: activation) }
+        var layer: HiddenLayer
         switch sampler {
-        case .swim: return try Sampler.swim(pool: data.pool, width: width, activation: activation, seed: seed)
-        case .random: return Sampler.random(inputSize: p, width: width, activation: activation, scale: scale, seed: seed)
+        case .swim: layer = try Sampler.swim(pool: data.pool, width: width, activation: activation, seed: seed)
+        case .random: layer = Sampler.random(inputSize: p, width: width, activation: activation, scale: scale, seed: seed)
         }
+        // Every process drew the same layer from the same pool; rank 0's is the one, for every process.
+        let group = Processes.group
+        if group.size > 1 {
+            var flat = layer.weights + layer.biases
+            try group.broadcast(&flat, root: 0)
+            layer.weights = Array(flat[0..<layer.weights.count])
+            layer.biases = Array(flat[layer.weights.count...])
+        }
+        return layer
     }
 
-    /// Pass 2: streams standardised windows through `visit`, chunk by chunk. With `split`, the chunks are shared out
-    /// among the processes of `Processes.group` (each reads the whole stream and visits its own chunks; see
-    /// `Processes.owns`); without, every process visits every chunk.
+    /// Pass 2: streams standardised windows through `visit`, chunk by chunk. Data read in shards (`data.shards`): each
+    /// process reads its own shard and visits the pairs whose target rows it owns. Otherwise, with `split`, the chunks
+    /// are shared out among the processes of `Processes.group` (each reads the whole stream and visits its own chunks;
+    /// see `Processes.owns`); without, every process visits every chunk.
     static func streamChunks(_ open: ReaderFactory, _ data: PreparedData, chunkRows: Int, progress: ProgressHandler?, split: Bool = false,
                              _ visit: (WindowChunk) throws -> Void) throws {
-        let reader = try open()
         let group = Processes.group
+        if let plan = data.shards {
+            if !split && group.size > 1 { throw EddyError("internal: a pass over every pair was asked of one shard") }
+            let reader = try plan.open(reduction: data.reduction)
+            var tagger = RowTagger(blockRows: plan.blockRows, owned: plan.owned)
+            var windows = WindowBuilder(normalisation: data.normalisation, delays: data.delays, chunkRows: chunkRows)
+            var done = 0
+            while let block = try reader.next() {
+                windows.add(block, tags: tagger.tag(block))
+                while let c = windows.take() {
+                    try visit(c)
+                    done += c.pairCount
+                    progress?("accumulating", done, data.statistics.pairs)
+                }
+            }
+            windows.finish()
+            while let c = windows.take() { try visit(c) }
+            return
+        }
+        let reader = try open()
         var windows = WindowBuilder(normalisation: data.normalisation, delays: data.delays, chunkRows: chunkRows)
         var done = 0, index = 0
         func offer(_ c: WindowChunk) throws {
@@ -242,12 +294,14 @@ public struct Trainer {
         var seconds: [String: Double] = [:]
         let spec = config.data
         var open: ReaderFactory = { try DataSource.open(spec) }
+        // Every process reads only its shard of the data, in every pass.
+        let plan = try ShardPlan.make(spec, delays: config.delays, blockRows: config.shardRows)
         let reduction = try config.pca.map {
-            try EOFAnalysis.fit(open, components: $0, path: spec.path, areaWeights: config.areaWeights, progress: progress)
+            try EOFAnalysis.fit(open, components: $0, path: spec.path, areaWeights: config.areaWeights, shards: plan, progress: progress)
         }
         if let reduction { open = reduction.wrap(open) }
         let data = try Trainer.prepare(open, path: spec.path, delays: config.delays, seed: config.seed, poolSize: config.swimPool,
-                                       chunkRows: config.chunkRows, reduction: reduction, progress: progress)
+                                       chunkRows: config.chunkRows, reduction: reduction, shards: plan, progress: progress)
         seconds["statistics"] = clock.lap()
         try MemoryBudget.checkTraining(variables: data.variableNames.count, delays: config.delays, width: config.width,
                                        inputs: data.inputNames.count, form: config.form, solver: config.solver,
