@@ -15,17 +15,21 @@ struct ControlCommand: ParsableCommand {
     @Option(help: "A model with inputs trained on the system (Koopman form; a recurrent model is linearised at the reference's centre).") var model: String
     @Option(help: "The true system in the loop: forced-vanderpol or pendulum.") var system: String
     @Option(help: "setpoint:v1,v2 or sine:AMPLITUDE,PERIOD[,OFFSET].") var reference: String
-    @Option(help: "Control steps of the model's dt.") var steps: Int
+    @Option(parsing: .unconditional, help: "Control steps of the model's dt.") var steps: Int
     @Option(help: "Controllers, comma-separated: none, true-lqr, eddy-lqr, eddy-mpc, or all.") var controller = "all"
     @Option(help: "Lower input bounds, one per input (values starting with '-' need =, as --umin=-2).") var umin: String?
     @Option(help: "Upper input bounds, one per input.") var umax: String?
-    @Option(help: "MPC horizon in steps.") var horizon = 40
+    @Option(parsing: .unconditional, help: "Steps eddy-mpc looks ahead (its receding horizon).") var mpcHorizon = 40
+    @Option(name: .customLong("horizon"), parsing: .unconditional, help: ArgumentHelp("Old name of --mpc-horizon (--horizon is forecast steps in the other commands).", visibility: .hidden))
+    var oldHorizon: Int?
+    /// The MPC horizon, under its name or the old one.
+    var horizon: Int { oldHorizon ?? mpcHorizon }
     @Option(help: "Lifted modes eddy-lqr keeps: auto (stable for a Koopman model with features, else all), stable (the invariant subspace of |λ| < 1) or all. eddy-mpc keeps all.") var liftedModes = "auto"
     @Option(help: "State weights q, one per variable (data units).") var q: String?
     @Option(help: "Input weights r, one per input (data units).") var r: String?
     @Option(help: "Initial state, one value per variable (default: random in the system's box, from --seed).") var initial: String?
     @Option(help: "Seed of the random initial state.") var seed = SeedOption(0)
-    @Option(help: "RK4 sub-steps per dt when integrating the true system.") var substeps = 10
+    @Option(parsing: .unconditional, help: "RK4 sub-steps per dt when integrating the true system.") var substeps = 10
     @Option(help: "Write the closed-loop trajectories and inputs of every controller as CSV here.") var out: String?
     @Option(help: "Draw the closed-loop trajectories and inputs as SVG here.") var plot: String?
     @Flag(help: "Print JSON.") var json = false
@@ -48,18 +52,19 @@ struct ControlCommand: ParsableCommand {
     /// Option ranges, before any file is read.
     func checkOptions(variables n: Int, inputs m: Int, controllers: Int) throws {
         if steps < 1 { throw EddyError("--steps must be at least 1, got \(steps)") }
-        if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
+        if horizon < 1 { throw EddyError("\(oldHorizon == nil ? "--mpc-horizon" : "--horizon") must be at least 1, got \(horizon)") }
         if !(1...Self.maxSubsteps).contains(substeps) {
             throw EddyError("--substeps must be in 1…\(Self.maxSubsteps), got \(substeps)")
         }
         // Each controller's run holds states and references (n each) and applied and demanded inputs (m each) per step.
         let values = SizeGuard.product([steps, 2 * (n + m), max(1, controllers)])
-        try SizeGuard.check(values: values, what: "--steps \(steps): \(controllers) closed-loop run(s) of \(steps) steps",
+        try SizeGuard.check(values: values, what: "--steps \(steps): \(plural(controllers, "closed-loop run")) of \(plural(steps, "step"))",
                             advice: "use fewer --steps")
     }
 
     func run() throws {
         try reportingErrors {
+            if oldHorizon != nil { printError("eddy: note: control's --horizon is now --mpc-horizon (the old name still works)") }
             guard let name = SystemName(rawValue: system), [.forcedVanderpol, .pendulum].contains(name) else {
                 throw EddyError("--system: unknown or uncontrollable system '\(system)'; expected forced-vanderpol or pendulum")
             }
@@ -100,8 +105,8 @@ struct ControlCommand: ParsableCommand {
                 // The condensed MPC holds A^i·B (H·k·m), Γ and the weighted Γ (H·k × H·m each) and the Hessian (H·m)².
                 let k = lifted.stateSize
                 let values = SizeGuard.sum(ofProducts: [[horizon, k, m], [2, horizon, k, horizon, m], [horizon, m, horizon, m]])
-                try SizeGuard.check(values: values, what: "--horizon \(horizon): the MPC over \(horizon) steps of a \(k)-dimensional lifted state",
-                                    advice: "use fewer --horizon steps")
+                try SizeGuard.check(values: values, what: "--mpc-horizon \(horizon): the MPC over \(horizon) steps of a \(k)-dimensional lifted state",
+                                    advice: "use fewer --mpc-horizon steps")
             }
             var clock = Stopwatch()
             var runs: [(ClosedLoopRun, Double)] = []
@@ -155,7 +160,7 @@ func controlJSON(_ runs: [(ClosedLoopRun, Double)], failures: [(ControllerKind, 
         "width": .int(meta.width), "delays": .int(meta.delays), "dt": .number(task.dt), "steps": .int(task.steps),
         "substeps": .int(task.substeps), "reference": .string(referenceSpec), "initial": .numbers(task.initial),
         "umin": .numbers(task.bounds.lower), "umax": .numbers(task.bounds.upper), "q": .numbers(task.weights.state),
-        "r": .numbers(task.weights.input), "lifted_weight": .number(task.weights.liftedWeight), "horizon": .int(task.horizon),
+        "r": .numbers(task.weights.input), "lifted_weight": .number(task.weights.liftedWeight), "mpc_horizon": .int(task.horizon),
         "lifted_modes": .string(task.modes.rawValue),
         "controllers": .array(runs.map { run, seconds in
             let mt = run.metrics
@@ -164,7 +169,7 @@ func controlJSON(_ runs: [(ClosedLoopRun, Double)], failures: [(ControllerKind, 
                 "tracking_rmse_per_variable": .numbers(mt.perVariableRMSE), "late_rmse": .number(mt.lateRMSE),
                 "final_error": .number(mt.finalError), "effort": .number(mt.effort), "max_abs_input": .number(mt.maxAbsInput),
                 "violations": .int(mt.violations), "max_violation": .number(mt.maxViolation),
-                "diverged_at": mt.divergedAt.map { .int($0) } ?? .null, "seconds": .number(seconds),
+                "diverged_at": mt.divergedAt.map { .int($0) } ?? .null, "seconds": .seconds(seconds),
                 "final_state": .numbers(Array(run.states[(task.steps * run.variables)...])),
                 "design": .object(run.report.map { ($0.0, JSON.number($0.1)) }),
             ])

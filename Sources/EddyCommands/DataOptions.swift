@@ -60,6 +60,32 @@ struct DataOptions: ParsableArguments {
         return s
     }
 
+    /// The reading settings stored in a model that this command line did not replace, as options
+    /// (`--angles wind_dir`): named in errors, so a clash says where the setting came from.
+    func storedSettings(of model: Model) -> [String] {
+        guard let m = model.metadata.shaping else { return [] }
+        var out: [String] = []
+        if columns == nil, let c = m.columns { out.append("--columns \(c.joined(separator: ","))") }
+        if inputs == nil, !m.inputs.isEmpty { out.append("--inputs \(m.inputs.joined(separator: ","))") }
+        if timeColumn == nil, let t = m.timeColumn { out.append("--time-column \(t)") }
+        if angles == nil, !m.angles.isEmpty { out.append("--angles \(m.angles.joined(separator: ","))") }
+        if calendar == nil, !m.calendar.isEmpty { out.append("--calendar \(m.calendar.map(\.rawValue).joined(separator: ","))") }
+        if fillGaps == nil, m.fillGaps > 0 { out.append("--fill-gaps \(m.fillGaps)") }
+        if pivot == nil, let p = m.pivot { out.append("--pivot \(p)") }
+        return out
+    }
+
+    /// Notes for options that replace a setting stored in the model (`--fill-gaps 0` over the stored 3).
+    func overrides(of model: Model) -> [String] {
+        guard let m = model.metadata.shaping else { return [] }
+        var out: [String] = []
+        if let g = fillGaps, g != m.fillGaps { out.append("--fill-gaps \(g) replaces the model's stored --fill-gaps \(m.fillGaps)") }
+        if let a = angles, splitList(a) != m.angles { out.append("--angles \(a) replaces the model's stored --angles \(m.angles.isEmpty ? "(none)" : m.angles.joined(separator: ","))") }
+        if let t = timeColumn, t != m.timeColumn { out.append("--time-column \(t) replaces the model's stored --time-column \(m.timeColumn ?? "(none)")") }
+        if let p = pivot, p != m.pivot { out.append("--pivot \(p) replaces the model's stored --pivot \(m.pivot ?? "(none)")") }
+        return out
+    }
+
     private func shape(_ s: inout DataSpec) throws {
         if let t = timeColumn { s.timeColumn = t }
         if let a = angles { s.angles = splitList(a) }

@@ -9,7 +9,7 @@ import Darwin
 struct ForecastOptions: ParsableArguments {
     @Option(help: "The model file written by eddy train.") var model: String
     @OptionGroup var data: DataOptions
-    @Option(help: "Steps to forecast.") var horizon: Int
+    @Option(parsing: .unconditional, help: "Steps to forecast.") var horizon: Int
     @Option(help: "Origins: 'last' (the last k rows of each trajectory), 'every:S' (every S rows where the horizon has truth) or a list of row indices '100,200'.")
     var origins: String?
 
@@ -43,9 +43,15 @@ struct ForecastOptions: ParsableArguments {
             try InputGuard.requireRegularFile(data.data, option: "--data", reason: "netCDF files are read by random access")
         }
         let spec = try data.spec(for: model)
-        let (reader, segments) = try DataSource.loadSegments(spec)
+        for note in data.overrides(of: model) { printError("eddy: note: \(note)") }
+        // A failure to read the data with settings the model brought (not typed here) says so.
+        let stored = data.storedSettings(of: model)
+        let origin = stored.isEmpty ? "" : " (settings stored in the model \(self.model) and applied here: \(stored.joined(separator: "; ")); give an option to replace one)"
+        let loaded: (reader: RowReader, segments: [Segment])
+        do { loaded = try DataSource.loadSegments(spec) } catch let e as EddyError { throw EddyError(e.message + origin) }
+        let (reader, segments) = loaded
         if reader.variableNames != model.metadata.variables || reader.inputNames != model.metadata.inputs {
-            throw EddyError("\(spec.path): the data give variables \(reader.variableNames) and inputs \(reader.inputNames); the model \(self.model) needs \(model.metadata.variables) and \(model.metadata.inputs)")
+            throw EddyError("\(spec.path): the data give variables \(reader.variableNames) and inputs \(reader.inputNames); the model \(self.model) needs \(model.metadata.variables) and \(model.metadata.inputs)" + origin)
         }
         if segments.isEmpty { throw EddyError("\(spec.path): no valid rows") }
         return (model, segments, spec)
@@ -57,7 +63,7 @@ struct ForecastOptions: ParsableArguments {
         let n = model.outputCount, m = model.metadata.inputs.count
         let perStep = SizeGuard.sum(ofProducts: [[2 + heldPerStep, n], [m]])
         let values = perStep.flatMap { SizeGuard.product([origins, horizon, $0]) }
-        try SizeGuard.check(values: values, what: "--horizon \(horizon): \(origins == 1 ? "one forecast" : "\(origins) forecasts") of \(horizon) steps of \(n) variable(s)",
+        try SizeGuard.check(values: values, what: "--horizon \(horizon): \(origins == 1 ? "one forecast" : "\(origins) forecasts") of \(plural(horizon, "step")) of \(plural(n, "variable"))",
                             advice: advice ?? "use fewer --horizon steps")
     }
 }
@@ -66,22 +72,26 @@ struct Forecast: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forecast H steps ahead with a trained model, from the end of each trajectory or from given origins.",
         discussion: """
-        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin' when origins were given, 'step' (1…H) and one column per variable, in the data's units. An .npy output holds (B, H, n). A .nc output puts gridded fields back on their grid: VAR(forecast, step, DIMS…) with the coordinates read from the variable names VAR[DIM=VALUE:…], plus origin_row, flag and the valid time. Models with inputs take future inputs from the data, or from --future-inputs past its end.
+        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin_row' (the origin's row in its trajectory segment) when origins were given, 'step' (1…H), 'time' with --time-column, one column per variable, in the data's units, and 'flag' (always there: 'diverged' from the step where a forecast left the training range by more than its width or turned non-finite, else empty). --out - writes the CSV to standard output. An .npy output holds (B, H, n). A .nc output puts gridded fields back on their grid: VAR(forecast, step, DIMS…) with the coordinates read from the variable names VAR[DIM=VALUE:…], plus origin_row, flag and the valid time. Models with inputs take future inputs from the data, or from --future-inputs past its end.
         Example: eddy forecast --model m.safetensors --data test.csv --episode-column episode --horizon 50 --out f.csv --plot f.svg
         """
     )
 
     @OptionGroup var options: ForecastOptions
     @Option(help: "CSV with the model's input columns (and the episode column): inputs for the steps past the end of the data.") var futureInputs: String?
-    @Option(help: "Output: .csv, .npy or .nc (netCDF, fields on their grid).") var out: String
+    @Option(help: "Output: .csv, .npy or .nc (netCDF, fields on their grid), or - for CSV on standard output.") var out: String
     @Option(help: "Also draw truth and forecast per variable (the first forecast) as an SVG.") var plot: String?
+    @Flag(help: "Print a JSON report on stdout (not with --out -).") var json = false
 
     func run() throws {
         try reportingErrors {
             // Everything that can be checked before the work: option ranges, then the outputs (not an input, not
             // each other, not a special file, in a writable directory).
             try options.checkOptions()
-            try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)],
+            try OutputPath.check(out, option: "--out", [".csv", ".npy", ".nc"], stdout: true)
+            try OutputPath.check(plot, option: "--plot", [".svg"])
+            try OutputPath.checkStdout([("--out", out)], json: json)
+            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--plot", plot)]),
                                   inputs: options.inputPaths + [("--future-inputs", futureInputs)])
             let (model, segments, spec) = try options.load()
             var future: [String: [Double]] = [:]
@@ -120,7 +130,7 @@ struct Forecast: ParsableCommand {
                 } else if let npy {
                     try npy.write(doubles: values)
                 } else {
-                    try AtomicFile.write(forecastCSV(model: model, cases: cases, values: values, horizon: h, firstBad: firstBad,
+                    try OutputPath.write(forecastCSV(model: model, cases: cases, values: values, horizon: h, firstBad: firstBad,
                                                      episodeColumn: spec.episodeColumn, withOrigin: options.origins != nil && options.origins != "last"),
                                          to: out)
                 }
@@ -131,11 +141,21 @@ struct Forecast: ParsableCommand {
                 try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h), to: plot)
             }
             if !diverged.isEmpty {
-                printError("eddy: warning: \(diverged.count) of \(picks.count) forecasts turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
+                printError("eddy: warning: \(diverged.count) of \(plural(picks.count, "forecast")) turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
             }
             let names = model.metadata.variables
+            if json {
+                print(JSON.object([
+                    "out": .string(out), "plot": plot.map { .string($0) } ?? .null, "forecasts": .int(picks.count), "horizon": .int(h),
+                    "dt": .number(model.metadata.dt), "variables": .array(names.map { .string($0) }),
+                    "diverged": .array(diverged.map { .object([("episode", .string($0.episode)), ("origin", .int($0.origin)), ("step", .int($0.step))]) }),
+                ]).text)
+                return
+            }
             let listed = names.count <= 12 ? names.joined(separator: ",") : "\(names.count) variables (\(names[0]) … \(names[names.count - 1]))"
-            print("wrote \(out): \(picks.count) forecast(s) × \(h) steps of \(listed)\(plot.map { ", plot \($0)" } ?? "")")
+            let line = "wrote \(out == "-" ? "the forecast CSV to standard output" : out): \(plural(picks.count, "forecast")) × \(plural(h, "step")) of \(listed)\(plot.map { ", plot \($0)" } ?? "")"
+            // With --out - the CSV is stdout; the summary goes to stderr.
+            if out == "-" { printError("eddy: note: " + line) } else { print(line) }
         }
     }
 }
@@ -151,12 +171,12 @@ func originsPerBatch(horizon: Int, variables: Int) -> Int {
 func forecastCSV(model: Model, cases: [ForecastCase], values: [Double], horizon h: Int, firstBad: [Int: Int], episodeColumn: String?,
                  withOrigin: Bool) -> String {
     let n = model.outputCount
-    let flagColumn = !firstBad.isEmpty
+    // The flag column is always there, so the layout does not depend on whether some forecast diverged.
     // With a named time column (--time-column), each row also says when it is valid (a date when the data's times are dates).
     let timed = model.metadata.shaping?.timeColumn != nil && cases.allSatisfy { $0.time != nil }
     let dates = model.metadata.shaping?.timesAreDates == true
     var text = ([episodeColumn ?? "episode"] + (withOrigin ? ["origin_row"] : []) + ["step"] + (timed ? ["time"] : [])
-                + model.metadata.variables + (flagColumn ? ["flag"] : [])).joined(separator: ",") + "\n"
+                + model.metadata.variables + ["flag"]).joined(separator: ",") + "\n"
     for (c, fc) in cases.enumerated() {
         for s in 0..<h {
             var row = [csvField(fc.episode)] + (withOrigin ? ["\(fc.origin)"] : []) + ["\(s + 1)"]
@@ -165,7 +185,7 @@ func forecastCSV(model: Model, cases: [ForecastCase], values: [Double], horizon 
                 row.append(dates ? TimeParser.iso(t) : "\(t)")
             }
             for i in 0..<n { let v = values[(c * h + s) * n + i]; row.append(v.isFinite ? "\(v)" : "nan") }
-            if flagColumn { row.append(firstBad[c].map { s + 1 >= $0 ? "diverged" : "" } ?? "") }
+            row.append(firstBad[c].map { s + 1 >= $0 ? "diverged" : "" } ?? "")
             text += row.joined(separator: ",") + "\n"
         }
     }

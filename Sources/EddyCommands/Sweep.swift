@@ -14,32 +14,36 @@ struct SweepCommand: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @Option(help: "Validation trajectories (same variables and inputs as --data).") var validation: String?
-    @Option(help: "Instead of --validation: hold out the last fraction of every training trajectory.") var validationFraction: Double?
+    @Option(parsing: .unconditional, help: "Instead of --validation: hold out the last fraction of every training trajectory.") var validationFraction: Double?
     @Option(help: "Validation rows at or after this time (with --validation; e.g. the same file as --data with another window).") var validationFrom: String?
     @Option(help: "Validation rows before this time.") var validationUntil: String?
-    @Option(help: "Widths, strictly increasing, comma-separated.") var widths: String
-    @Option(help: "Relative ridges α, strictly increasing, comma-separated (default 1e-12,1e-10,1e-8,1e-6; 0 for --solver qr).") var ridges: String?
-    @Option(help: "Forecast steps per validation origin.") var horizon: Int
-    @Option(name: [.customLong("origin-stride"), .customLong("validation-every")],
+    // Every model option takes a list here, under train's name and its plural (README, "One vocabulary").
+    @Option(name: [.customLong("widths"), .customLong("width")], parsing: .unconditional,
+            help: "Widths M, strictly increasing, comma-separated (--width 400 is one).") var widths: String
+    @Option(name: [.customLong("ridges"), .customLong("ridge")], parsing: .unconditional,
+            help: "Relative ridges α, strictly increasing, comma-separated (default 1e-12,1e-10,1e-8,1e-6; 0 for --solver qr).") var ridges: String?
+    @Option(parsing: .unconditional, help: "Forecast steps per validation origin.") var horizon: Int
+    @Option(name: [.customLong("origin-stride"), .customLong("validation-every")], parsing: .unconditional,
             help: "Rows between validation origins (default: the horizon, or less — overlapping forecasts — so that there are at least 32 origins); 1 scores on every validation origin.") var originStride: Int?
-    @Option(help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
-    @Option(help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
-    @Option(help: "Number of seeds 0…N−1 (one pass each).") var seeds = 1
-    @Option(help: "Delays, strictly increasing, comma-separated (one pass each).") var delays = "1"
+    @Option(name: [.customLong("forms"), .customLong("form")], help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
+    @Option(name: [.customLong("samplers"), .customLong("sampler")], help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
+    @Option(name: [.customLong("seeds"), .customLong("seed")], parsing: .unconditional,
+            help: "Sampling seeds, comma-separated (one pass each), e.g. --seed 7 or --seeds 0,1,2.") var seeds = "0"
+    @Option(parsing: .unconditional, help: "Delays k, strictly increasing, comma-separated (one pass each).") var delays = "1"
     @Option(help: "Horizon steps (1-based) whose error is averaged into the score; default every step.") var scoreSteps: String?
-    @Option(help: "Largest Lyapunov exponent, to report valid prediction times in Lyapunov times.") var lyapunov: Double?
+    @Option(parsing: .unconditional, help: "Largest Lyapunov exponent, to report valid prediction times in Lyapunov times.") var lyapunov: Double?
     @Option(help: "Activation: tanh or relu.") var activation = "tanh"
-    @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
-    @Option(help: "Instead of --scale: random-feature scales to search, strictly increasing, comma-separated (one pass each).") var scales: String?
-    @Option(help: "SWIM candidate pool size.") var swimPool = 65536
-    @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
+    @Option(name: [.customLong("scales"), .customLong("scale")],
+            help: "Standard deviations of random-feature weights (--sampler random), strictly increasing, comma-separated (one pass each; default 1).") var scales: String?
+    @Option(parsing: .unconditional, help: "SWIM candidate pool size.") var swimPool = 65536
+    @Option(parsing: .unconditional, help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
-    @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
-    @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
+    @Option(parsing: .unconditional, help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(parsing: .unconditional, help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(name: [.customLong("solver"), .customLong("sweep-solver")],
             help: "How each width is solved: qr (default: a streamed QR factor of the rows per pass, one SVD per width serving every ridge and cut-off: least-squares accuracy), or from the Gram: auto (cholesky per ridge, or eigh for many ridges; the default with --precision mixed), eigh, cholesky.") var sweepSolver: String?
-    @Option(help: "Cut-offs for --solver qr, strictly increasing, comma-separated (e.g. 1e-14,1e-12,1e-10): singular values of the rows below rcond·σ_max are dropped (default: machine ε).") var rconds: String?
-    @Option(help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
+    @Option(name: [.customLong("rconds"), .customLong("rcond")], help: "Cut-offs for --solver qr, strictly increasing, comma-separated (e.g. 1e-14,1e-12,1e-10): singular values of the rows below rcond·σ_max are dropped (default: machine ε).") var rconds: String?
+    @Option(parsing: .unconditional, help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
     @Option(help: "Compute backend for the pass: auto, cpu or opencl (solves run on the CPU in double).") var backend = "auto"
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision = "double"
@@ -47,7 +51,7 @@ struct SweepCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "With --validation-fraction: solve the chosen model again on all the data (the merge of the training and validation parts' pass states) before writing it.") var refit = true
     @Option(help: "Write every candidate as CSV here.") var csv: String?
     @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
-    @Option(help: "Rows of the table to print.") var top = 15
+    @Option(parsing: .unconditional, help: "Rows of the table to print.") var top = 15
     @Flag(help: "Print JSON instead of the table.") var json = false
 
     func numbers<T: LosslessStringConvertible>(_ text: String, _ option: String) throws -> [T] {
@@ -92,14 +96,25 @@ struct SweepCommand: ParsableCommand {
             }
             config.forms = try splitList(forms).map { try parseChoice($0, "--forms") }
             config.samplers = try splitList(samplers).map { try parseChoice($0, "--samplers") }
-            if seeds < 1 { throw EddyError("--seeds must be at least 1, got \(seeds)") }
-            config.seeds = (0..<seeds).map { UInt64($0) }
+            config.seeds = try splitList(seeds).map { try SeedOption(argument: $0)!.value("--seeds") }
+            if config.seeds.isEmpty { throw EddyError("--seeds: expected seeds like 7 or 0,1,2, got '\(seeds)'") }
+            if Set(config.seeds).count != config.seeds.count { throw EddyError("--seeds: a seed is listed twice in '\(seeds)'") }
+            // --seeds used to be a count (0…N−1); a single number typed as --seeds is now that one seed.
+            if config.seeds.count == 1, config.seeds[0] > 0, CommandLine.arguments.contains(where: { $0 == "--seeds" || $0.hasPrefix("--seeds=") }), !json {
+                printError("eddy: note: --seeds \(seeds) is the one seed \(seeds): --seeds lists seeds (as --seed), it is no longer a count; for seeds 0…\(config.seeds[0] - 1) write --seeds \((0..<min(config.seeds[0], 4)).map(String.init).joined(separator: ","))\(config.seeds[0] > 4 ? ",…" : "")")
+            }
             config.delays = try numbers(delays, "--delays")
             config.scoreSteps = try scoreSteps.map { try numbers($0, "--score-steps") }
             config.lyapunov = lyapunov
             config.activation = try parseChoice(activation, "--activation")
-            config.randomScale = scale
-            config.scales = try scales.map { try numbers($0, "--scales") }
+            // One scale is the pass's scale; several are searched.
+            let scaleList: [Double]? = try scales.map { try numbers($0, "--scales") }
+            if let one = scaleList, one.count == 1 {
+                if !(one[0] > 0 && one[0].isFinite) { throw EddyError("--scale must be positive and finite, got \(one[0])") }
+                config.randomScale = one[0]
+            } else {
+                config.scales = scaleList
+            }
             config.swimPool = swimPool
             config.chunkRows = chunkRows
             config.pca = try pca.map { try numbers($0, "--pca") }
@@ -126,7 +141,7 @@ struct SweepCommand: ParsableCommand {
                 print(sweepJSON(result).text)
                 return
             }
-            print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps, \(result.originStride) rows apart")
+            print("\(plural(result.candidates.count, "candidate")) from \(plural(result.passes, "data pass", "data passes")), scored on \(plural(result.validationOrigins, "validation origin")) of \(plural(horizon, "step")), \(plural(result.originStride, "row")) apart")
             if let line = pcaLine(result.best) { print(line) }
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
             print("")
@@ -163,11 +178,12 @@ func sweepCSV(_ r: SweepResult) -> String {
 }
 
 func sweepJSON(_ r: SweepResult) -> JSON {
+    // An ordered list of pairs (a dictionary literal joined with + would come out in hash order).
     .object(pcaJSON(r.best) + [
-        "passes": .int(r.passes), "validation_origins": .int(r.validationOrigins), "origin_stride": .int(r.originStride),
-        "seconds": .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) }),
-        "warnings": .array(r.warnings.map { .string($0) }),
-        "candidates": .array(r.candidates.map { c in candidateJSON(c) }),
+        ("passes", .int(r.passes)), ("validation_origins", .int(r.validationOrigins)), ("origin_stride", .int(r.originStride)),
+        ("seconds", .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.seconds($0.value)) })),
+        ("warnings", .array(r.warnings.map { .string($0) })),
+        ("candidates", .array(r.candidates.map { c in candidateJSON(c) })),
     ])
 }
 

@@ -52,9 +52,9 @@ public enum Benchmark {
                 ("tool", .string("eddy")), ("backend", .string(backend)), ("device", .string(device)), ("form", .string(form.rawValue)),
                 ("precision", .string(precision)), ("rows", .int(rows)), ("features", .int(features)),
             ]
-            for (k, v) in phases.sorted(by: { $0.key < $1.key }) { pairs.append(("\(k)_s", .number(v))) }
-            pairs += [("accumulate_s", .number(accumulate)), ("solve_s", .number(solve)), ("solve_failed_s", .number(solveFailed)),
-                      ("total_s", .number(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
+            for (k, v) in phases.sorted(by: { $0.key < $1.key }) { pairs.append(("\(k)_s", .seconds(v))) }
+            pairs += [("accumulate_s", .seconds(accumulate)), ("solve_s", .seconds(solve)), ("solve_failed_s", .seconds(solveFailed)),
+                      ("total_s", .seconds(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
                       ("gram_tflops", .number(gramTFLOPs))]
             if let lift = phases["lift"], let bytes = liftBytes { pairs.append(("lift_gbs", .number(Double(bytes) / lift / 1e9))) }
             return .object(pairs)

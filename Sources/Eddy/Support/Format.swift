@@ -37,6 +37,11 @@ public enum Format {
         return scientific(x, significant - 1)
     }
 
+    /// "1 forecast", "2 forecasts": a count with its noun in the right number (`plural` for irregular nouns).
+    public static func count(_ n: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(n) " + (n == 1 ? noun : plural ?? noun + "s")
+    }
+
     static func pow10(_ e: Int) -> Double {
         var r = 1.0
         if e >= 0 { for _ in 0..<e { r *= 10 } } else { for _ in 0..<(-e) { r /= 10 } }
