@@ -12,8 +12,8 @@ struct Bench: ParsableCommand {
     )
 
     @OptionGroup var target: DeviceOptions
-    @Option(help: "Precisions to time on OpenCL, comma-separated: double, mixed (the CPU runs double only).") var precision = "double,mixed"
-    @Option(help: "Forms to time, comma-separated: koopman, recurrent.") var form = "koopman,recurrent"
+    @Option(name: [.customLong("precisions"), .customLong("precision")], help: "Precisions to time on OpenCL, comma-separated: double, mixed (the CPU runs double only).") var precision = "double,mixed"
+    @Option(name: [.customLong("forms"), .customLong("form")], help: "Forms to time, comma-separated: koopman, recurrent.") var form = "koopman,recurrent"
     @Option(help: "Rows (pairs) in the pass, rounded up to whole chunks.") var rows = 65536
     @Option(parsing: .unconditional, help: "Size of the lifted window z (n·k).") var window = 32
     @Option(parsing: .unconditional, help: "Neurons M.") var width = 1024

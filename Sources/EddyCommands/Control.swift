@@ -30,7 +30,7 @@ struct ControlCommand: ParsableCommand {
     @Option(help: "Initial state, one value per variable (default: random in the system's box, from --seed).") var initial: String?
     @Option(help: "Seed of the random initial state.") var seed = SeedOption(0)
     @Option(parsing: .unconditional, help: "RK4 sub-steps per dt when integrating the true system.") var substeps = 10
-    @Option(help: "Write the closed-loop trajectories and inputs of every controller as CSV here.") var out: String?
+    @Option(help: "Write the closed-loop trajectories and inputs of every controller as CSV here (- for standard output, instead of the table).") var out: String?
     @Option(help: "Draw the closed-loop trajectories and inputs as SVG here.") var plot: String?
     @Flag(help: "Print JSON.") var json = false
 
@@ -75,7 +75,10 @@ struct ControlCommand: ParsableCommand {
             if kinds.isEmpty { throw EddyError("--controller: name at least one controller") }
             try checkOptions(variables: n, inputs: m, controllers: kinds.count)
             let seed = try self.seed.value()
-            try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)], inputs: [("--model", model)])
+            try OutputPath.checkStdout([("--out", out)], json: json)
+            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--plot", plot)]), inputs: [("--model", model)])
+            try OutputPath.check(out, option: "--out", [".csv"], stdout: true)
+            try OutputPath.check(plot, option: "--plot", [".svg"])
             let file = try readModel(model)
             let ref = try TrackingReference.parse(reference, variables: sys.variableNames)
             let lower = try umin.map { try numbers($0, "--umin", infinite: true) } ?? .init(repeating: -.infinity, count: m)
@@ -124,12 +127,13 @@ struct ControlCommand: ParsableCommand {
                 }
             }
             // Everything is computed; now write the outputs (each atomically).
-            if let out { try AtomicFile.write(controlCSV(runs.map(\.0), system: sys), to: out) }
+            if let out { try OutputPath.write(controlCSV(runs.map(\.0), system: sys), to: out) }
             if let plot { try AtomicFile.write(controlPlot(runs.map(\.0), system: sys, task: task), to: plot) }
             if json {
                 print(controlJSON(runs, failures: failures, task: task, model: file, path: model, referenceSpec: reference).text)
                 return
             }
+            if out == "-" { return }
             let meta = file.metadata
             print("\(name.rawValue) with \(model) (\(meta.form.rawValue), width \(meta.width), delays \(meta.delays)): reference \(reference), \(steps) steps of dt = \(Format.general(task.dt)) from x0 = (\(start.map { Format.general($0) }.joined(separator: ", ")))")
             print("weights q = \(weights.state.map { Format.general($0) }.joined(separator: ",")), r = \(weights.input.map { Format.general($0) }.joined(separator: ","))"

@@ -88,11 +88,11 @@ struct Forecast: ParsableCommand {
             // Everything that can be checked before the work: option ranges, then the outputs (not an input, not
             // each other, not a special file, in a writable directory).
             try options.checkOptions()
-            try OutputPath.check(out, option: "--out", [".csv", ".npy", ".nc"], stdout: true)
-            try OutputPath.check(plot, option: "--plot", [".svg"])
             try OutputPath.checkStdout([("--out", out)], json: json)
             try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--plot", plot)]),
                                   inputs: options.inputPaths + [("--future-inputs", futureInputs)])
+            try OutputPath.check(out, option: "--out", [".csv", ".npy", ".nc"], stdout: true)
+            try OutputPath.check(plot, option: "--plot", [".svg"])
             let (model, segments, spec) = try options.load()
             var future: [String: [Double]] = [:]
             if let f = futureInputs {

@@ -49,7 +49,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision = "double"
     @Option(help: "Write the best model here.") var out: String?
     @Flag(inversion: .prefixedNo, help: "With --validation-fraction: solve the chosen model again on all the data (the merge of the training and validation parts' pass states) before writing it.") var refit = true
-    @Option(help: "Write every candidate as CSV here.") var csv: String?
+    @Option(help: "Write every candidate as CSV here (- for standard output, instead of the table).") var csv: String?
     @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
     @Option(parsing: .unconditional, help: "Rows of the table to print.") var top = 15
     @Flag(help: "Print JSON instead of the table.") var json = false
@@ -64,8 +64,12 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if top < 0 { throw EddyError("--top must be 0 or more (rows of the table to print), got \(top)") }
-            try OutputGuard.check(outputs: [("--out", out), ("--csv", csv), ("--plot", plot)],
+            try OutputPath.checkStdout([("--csv", csv)], json: json)
+            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--csv", csv), ("--plot", plot)]),
                                   inputs: [("--data", data.data), ("--validation", validation)])
+            try OutputPath.check(out, option: "--out", [".safetensors", ".st"])
+            try OutputPath.check(csv, option: "--csv", [".csv"], stdout: true)
+            try OutputPath.check(plot, option: "--plot", [".svg"])
             for (option, path) in [("--data", data.data), ("--validation", validation)] {
                 guard let path else { continue }
                 try InputGuard.requireRegularFile(path, option: option, reason: "a sweep reads its data once per pass; write it to a file first")
@@ -134,13 +138,14 @@ struct SweepCommand: ParsableCommand {
             progress.clear()
             // Everything is computed; now write the outputs (each atomically).
             if let out { try ModelFile.write(result.best, to: out) }
-            if let csv { try AtomicFile.write(sweepCSV(result), to: csv) }
+            if let csv { try OutputPath.write(sweepCSV(result), to: csv) }
             if let plot { try AtomicFile.write(sweepPlot(result, config: config), to: plot) }
             for w in result.warnings { printError("eddy: warning: \(w)") }
             if json {
                 print(sweepJSON(result).text)
                 return
             }
+            if csv == "-" { return }
             print("\(plural(result.candidates.count, "candidate")) from \(plural(result.passes, "data pass", "data passes")), scored on \(plural(result.validationOrigins, "validation origin")) of \(plural(horizon, "step")), \(plural(result.originStride, "row")) apart")
             if let line = pcaLine(result.best) { print(line) }
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")

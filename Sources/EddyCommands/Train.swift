@@ -38,6 +38,7 @@ struct Train: ParsableCommand {
         try reportingErrors {
             // Outputs are checked before any work: never an input, a special file or an unwritable place.
             try OutputGuard.check(outputs: [("--out", out), ("--save-state", saveState)], inputs: [("--data", data.data)])
+            try OutputPath.check(out, option: "--out", [".safetensors", ".st"])
             if let saveState, !saveState.lowercased().hasSuffix(".npy") {
                 throw EddyError("--save-state \(saveState): the state is written as .npy; name a file ending in .npy")
             }

@@ -13,7 +13,7 @@ struct Tune: ParsableCommand {
     )
 
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them (default: auto's GPU).") var device: String?
-    @Option(help: "Precisions to tune, comma-separated, as --precision elsewhere: mixed (the float kernels mixed precision runs) and double ('single' is the old name of mixed).") var precision = "mixed,double"
+    @Option(name: [.customLong("precisions"), .customLong("precision")], help: "Precisions to tune, comma-separated, as --precision elsewhere: mixed (the float kernels mixed precision runs) and double ('single' is the old name of mixed).") var precision = "mixed,double"
     @Option(help: "Matrix size n of the timed SYRK and GEMM (n × n × n).") var size = 2048
     @Option(help: "Parameter sets to try besides CLBlast's defaults.") var trials = 12
     @Option(help: "Seconds per precision after which no further parameter set is started (the best so far is kept).") var budget: Double?
