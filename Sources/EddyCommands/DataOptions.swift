@@ -116,6 +116,6 @@ struct DataOptions: ParsableArguments {
 }
 
 func parseTime(_ text: String, _ option: String) throws -> Double {
-    guard let v = TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (ISO 8601 like 2013-10-01, or a number)") }
+    guard let v = TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (a date like 2013-10-01, 2013-10-01T06:00:00Z, 2013/10/01 06:00 or 2013-10-01 06:00:00+02:00, or a number)") }
     return v
 }

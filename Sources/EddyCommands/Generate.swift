@@ -117,6 +117,6 @@ struct Generate: ParsableCommand {
     func generating<T>(_ body: (((Double) -> Void)?) throws -> T) rethrows -> T {
         let progress = TerminalProgress()
         defer { progress.clear() }
-        return try body(progress.enabled ? { f in printErrorInline("\rgenerating: \(Int(f * 100))%   ") } : nil)
+        return try body(progress.enabled ? { f in printErrorInline("\rgenerating: \(Int(f * 100))%\u{1B}[K") } : nil)
     }
 }

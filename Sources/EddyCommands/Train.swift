@@ -76,6 +76,8 @@ struct Train: ParsableCommand {
                 cpu.qrBlockRows = qrBlockRows
             }
             let progress = TerminalProgress()
+            // Statistics and the pass; --pca's passes vary (an exact fit or power iterations), so then no total.
+            if pca == nil { progress.passes = 2 }
             var clock = Stopwatch()
             let (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
             progress.clear()

@@ -263,3 +263,52 @@ struct VocabularyTests {
         }
     }
 }
+
+/// Every fenced block in the README is marked: `<!-- example -->` blocks are run here, literally, one after the
+/// other in one clean folder with this build's `eddy` first on PATH (the files each reads are made by a command
+/// shown before it); `<!-- not-run: why -->` blocks say why not; the NumPy snippet has its own test.
+@Suite("README examples", .serialized)
+struct ReadmeExampleTests {
+    static func blocks() throws -> [(marker: String, language: String, body: String)] {
+        let lines = try String(contentsOfFile: packageRoot + "/README.md", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        var out: [(String, String, String)] = []
+        var i = 0
+        while i < lines.count {
+            if lines[i].hasPrefix("```") {
+                let language = String(lines[i].dropFirst(3))
+                let marker = i > 0 ? String(lines[i - 1]) : ""
+                var j = i + 1
+                while j < lines.count && !lines[j].hasPrefix("```") { j += 1 }
+                out.append((marker, language, lines[(i + 1)..<j].joined(separator: "\n")))
+                i = j + 1
+            } else {
+                i += 1
+            }
+        }
+        return out
+    }
+
+    @Test func everyBlockIsMarked() throws {
+        let all = try Self.blocks()
+        #expect(all.count >= 8)
+        for b in all {
+            let ok = b.marker == "<!-- example -->" || b.marker == "<!-- numpy-snippet -->" || (b.marker.hasPrefix("<!-- not-run: ") && b.marker.count > 20)
+            #expect(ok, "README block without a marker: \(b.body.prefix(80))")
+        }
+        #expect(all.filter { $0.marker == "<!-- example -->" }.allSatisfy { $0.language == "sh" })
+        let readme = try String(contentsOfFile: packageRoot + "/README.md", encoding: .utf8)
+        #expect(!readme.contains("METHOD.md"), "README cites METHOD.md, which is not in the repository")
+    }
+
+    @Test func examplesRunAsWritten() throws {
+        let examples = try Self.blocks().filter { $0.marker == "<!-- example -->" }
+        #expect(!examples.isEmpty)
+        let dir = try scratch("readme")
+        let path = URL(fileURLWithPath: eddyBinary).deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        for (i, e) in examples.enumerated() {
+            try write("set -euo pipefail\n" + e.body + "\n", dir + "/example\(i).sh")
+            let r = try runProcess("/bin/bash", ["example\(i).sh"], environment: ["PATH": path], in: dir)
+            #expect(r.status == 0, "README example \(i + 1) failed (\(r.status)):\n\(e.body)\n\(r.stderr.suffix(2000))")
+        }
+    }
+}

@@ -33,7 +33,7 @@ public enum CalendarFeature: String, CaseIterable, Codable, Sendable {
 }
 
 /// Times in a time column: ISO 8601 (`2013-01-01T06:00:00Z`, `2013-01-01 06:00`, `2013-01-01`, with an optional
-/// `Z` or `±hh:mm` offset) become seconds since 1970-01-01 UTC; plain numbers are taken as they are.
+/// `Z` or `±hh:mm` offset; slashes for the dashes too, `2013/01/01 06:00`) become seconds since 1970-01-01 UTC; plain numbers are taken as they are.
 public enum TimeParser {
     /// Whether a time text is a date (ISO 8601) rather than a plain number.
     public static func isDate(_ text: String) -> Bool { Double(text) == nil }
@@ -70,7 +70,8 @@ public enum TimeParser {
             }
             return v
         }
-        guard b.count >= 10, let y = number(0, 4), b[4] == 45, let mo = number(5, 2), b[7] == 45, let d = number(8, 2),
+        // Dashes (ISO 8601) or slashes (2010/01/01, as station exports write them), the same in both places.
+        guard b.count >= 10, let y = number(0, 4), b[4] == 45 || b[4] == 47, let mo = number(5, 2), b[7] == b[4], let d = number(8, 2),
               (1...12).contains(mo), (1...31).contains(d) else { return nil }
         var h = 0, mi = 0
         var s = 0.0
