@@ -213,7 +213,9 @@ func controlPlot(_ runs: [ClosedLoopRun], system: DynamicalSystem, task: Control
         }
         series.append(LinePlot.Series(name: "reference", x: first.times, y: (0...steps).map { first.references[$0 * n + i] },
                                       dashed: true, color: "#000000"))
-        panels.append(LinePlot.Panel(title: system.variableNames[i], xLabel: "time", yLabel: system.variableNames[i], series: series))
+        var panel = LinePlot.Panel(title: system.variableNames[i], xLabel: "time (the model's time units)", yLabel: system.variableNames[i], series: series)
+        panel.yPadding = 0.05
+        panels.append(panel)
     }
     let times = Array(first.times.dropLast())
     for j in 0..<m {
@@ -223,7 +225,10 @@ func controlPlot(_ runs: [ClosedLoopRun], system: DynamicalSystem, task: Control
         for (label, bound) in [("umin", task.bounds.lower[j]), ("umax", task.bounds.upper[j])] where bound.isFinite {
             series.append(LinePlot.Series(name: label, x: [times.first ?? 0, times.last ?? 0], y: [bound, bound], dashed: true, color: "#888888"))
         }
-        panels.append(LinePlot.Panel(title: "input \(system.inputNames[j]) (applied)", xLabel: "time", yLabel: system.inputNames[j], series: series))
+        // Padding keeps the bound lines inside the frame, not on it.
+        var panel = LinePlot.Panel(title: "input \(system.inputNames[j]) (applied)", xLabel: "time (the model's time units)", yLabel: system.inputNames[j], series: series)
+        panel.yPadding = 0.08
+        panels.append(panel)
     }
     return LinePlot(title: "eddy control: \(system.name.rawValue), closed loop", panels: panels).render()
 }

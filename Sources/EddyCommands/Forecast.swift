@@ -80,7 +80,9 @@ struct Forecast: ParsableCommand {
     @OptionGroup var options: ForecastOptions
     @Option(help: "CSV with the model's input columns (and the episode column): inputs for the steps past the end of the data.") var futureInputs: String?
     @Option(help: "Output: .csv, .npy or .nc (netCDF, fields on their grid), or - for CSV on standard output.") var out: String
-    @Option(help: "Also draw truth and forecast per variable (the first forecast) as an SVG.") var plot: String?
+    @Option(help: "Also draw truth, forecast and baselines per variable (or maps, for gridded fields) of one forecast as an SVG.") var plot: String?
+    @Option(parsing: .unconditional, help: "The forecast --plot draws: its number (1-based) among the forecasts written, in their order.") var plotIndex = 1
+    @Option(help: "Units of the variables for the plot's axes, as NAME=UNIT pairs, comma-separated (e.g. temp=°F,humid=%,wind_speed=mph,pressure=mbar); default 'data units'.") var units: String?
     @Flag(help: "Print a JSON report on stdout (not with --out -).") var json = false
 
     func run() throws {
@@ -93,7 +95,12 @@ struct Forecast: ParsableCommand {
                                   inputs: options.inputPaths + [("--future-inputs", futureInputs)])
             try OutputPath.check(out, option: "--out", [".csv", ".npy", ".nc"], stdout: true)
             try OutputPath.check(plot, option: "--plot", [".svg"])
+            let unitMap = try parseUnits(units)
+            if plotIndex < 1 { throw EddyError("--plot-index must be at least 1 (the first forecast), got \(plotIndex)") }
             let (model, segments, spec) = try options.load()
+            if let bad = unitMap.keys.sorted().first(where: { !model.metadata.variables.contains($0) }) {
+                throw EddyError("--units: '\(bad)' is not a variable of the model (its variables: \(model.metadata.variables.prefix(12).joined(separator: ","))\(model.metadata.variables.count > 12 ? ",…" : ""))")
+            }
             var future: [String: [Double]] = [:]
             if let f = futureInputs {
                 guard !model.metadata.inputs.isEmpty else { throw EddyError("--future-inputs: the model has no inputs") }
@@ -104,6 +111,9 @@ struct Forecast: ParsableCommand {
             let h = options.horizon, n = model.outputCount
             let picks = try Forecaster.origins(model: model, segments: segments, choice: options.origin(default: .last), horizon: h,
                                                path: spec.path)
+            if plot != nil && plotIndex > picks.count {
+                throw EddyError("--plot-index \(plotIndex): there \(picks.count == 1 ? "is" : "are") only \(plural(picks.count, "forecast"))")
+            }
             let lower = out.lowercased()
             // .nc and .npy are written batch by batch of origins (at most 2²² forecast values each), so a wide state's
             // forecasts are never all held; a CSV is built whole (its flag column appears only when needed).
@@ -120,7 +130,9 @@ struct Forecast: ParsableCommand {
                 let cases = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + batch)],
                                                  horizon: h, futureInputs: future, path: spec.path)
                 let values = Forecaster.run(model: model, cases: cases, horizon: h)
-                if first == nil { first = (cases[0], Array(values[0..<(h * n)])) }
+                // The forecast to plot, when it is in this batch.
+                let local = plotIndex - 1 - start
+                if first == nil, local >= 0, local < cases.count { first = (cases[local], Array(values[(local * h * n)..<((local + 1) * h * n)])) }
                 // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
                 let bad = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
                 diverged += bad.map { (cases[$0.case].episode, cases[$0.case].origin, $0.step) }
@@ -138,7 +150,7 @@ struct Forecast: ParsableCommand {
             try netcdf?.commit()
             try npy?.commit()
             if let plot, let (fc, forecast) = first {
-                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h), to: plot)
+                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h, units: unitMap), to: plot)
             }
             if !diverged.isEmpty {
                 printError("eddy: warning: \(diverged.count) of \(plural(picks.count, "forecast")) turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
@@ -204,27 +216,74 @@ extension String {
     }
 }
 
-/// Truth (history and what followed) and forecast, one panel per variable (at most 16), time in the model's units;
-/// maps of truth, forecast and error for gridded fields.
-func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int) -> String {
+/// Truth (history and what followed) and forecast, one panel per variable (at most 16), time in the model's units
+/// (hours after the origin when its times are dates), with the baselines the model has (persistence always; the
+/// training climatology by hour of day when it has one) beside the forecast; a forecast that diverged is marked at
+/// the step it did, and the y axis is kept to the finite part before it. Maps of truth, forecast and error for
+/// gridded fields.
+func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int, units: [String: String] = [:]) -> String {
     if let map = MapPlot.forecast(model: model, case: fc, forecast: forecast, horizon: horizon) { return map.render() }
     let n = model.outputCount, k = model.layout.delays, shown = min(n, 16)
     // Clock times in seconds read better in hours.
-    let hours = model.metadata.shaping?.timeColumn != nil && model.metadata.dt >= 3600
+    let dates = model.metadata.shaping?.timesAreDates == true
+    let hours = (model.metadata.shaping?.timeColumn != nil || dates) && model.metadata.dt >= 3600
     let dt = hours ? model.metadata.dt / 3600 : model.metadata.dt
-    let xLabel = hours ? "hours after origin" : "time after origin"
+    let xLabel = hours ? "hours after origin" : (ModelTime.dtIsStored(model) ? "time after origin" : "steps after origin (dt = 1 assumed)")
+    let divergedAt = Evaluator.diverged(model: model, forecasts: forecast, cases: 1, horizon: horizon).first?.step
+    // The training climatology by phase of the day, where the model has one and the origin has a time.
+    var climatology: [Double]? = nil
+    if let p = model.metadata.climatologyPeriod, let clim = model.climatology, let t0 = fc.time, clim.count >= p * n {
+        climatology = (0..<horizon).flatMap { h -> [Double] in
+            let phase = DataStatistics.phase(t0 + Double(h + 1) * model.metadata.dt, dt: model.metadata.dt, period: p)
+            return Array(clim[(phase * n)..<((phase + 1) * n)])
+        }
+    }
     var panels: [LinePlot.Panel] = []
     for i in 0..<shown {
         let hist = stride(from: i, to: fc.history.count, by: n).map { fc.history[$0] }
         let truth = stride(from: i, to: fc.truth.count, by: n).map { fc.truth[$0] }
         let tHist = (0..<hist.count).map { Double($0 - (k - 1)) * dt }
         let tTruth = (0..<truth.count).map { Double($0 + 1) * dt }
-        var series = [LinePlot.Series(name: "truth", x: tHist + tTruth, y: hist + truth)]
+        let tAhead = (0..<horizon).map { Double($0 + 1) * dt }
+        var series = [LinePlot.Series(name: "truth", x: tHist + tTruth, y: hist + truth, color: "#000000")]
         let f = stride(from: i, to: forecast.count, by: n).map { forecast[$0] }
-        series.append(LinePlot.Series(name: "forecast (\(model.metadata.form.rawValue))", x: [0] + (0..<horizon).map { Double($0 + 1) * dt },
-                                      y: [hist.last ?? .nan] + f, dashed: true))
-        panels.append(LinePlot.Panel(title: model.metadata.variables[i], xLabel: xLabel, yLabel: model.metadata.variables[i], series: series))
+        series.append(LinePlot.Series(name: "forecast (\(model.metadata.form.rawValue))", x: [0] + tAhead, y: [hist.last ?? .nan] + f, color: "#D55E00"))
+        series.append(LinePlot.Series(name: "persistence", x: [0] + tAhead, y: [Double](repeating: hist.last ?? .nan, count: horizon + 1),
+                                      dashed: true, color: "#999999"))
+        if let climatology {
+            series.append(LinePlot.Series(name: "climatology (hour of day)", x: tAhead, y: stride(from: i, to: climatology.count, by: n).map { climatology[$0] },
+                                          dashed: true, color: "#0072B2"))
+        }
+        let name = model.metadata.variables[i]
+        var panel = LinePlot.Panel(title: name, xLabel: xLabel, yLabel: units[name].map { "\(name) (\($0))" } ?? "\(name) (data units)", series: series)
+        panel.yPadding = 0.04
+        if let s = divergedAt {
+            // The axis keeps to what is finite and in range before the divergence: the good part stays readable.
+            let before = hist + truth + Array(f.prefix(max(0, s - 1)))
+            let finite = before.filter { $0.isFinite }
+            if let lo = finite.min(), let hi = finite.max() {
+                let pad = max(hi - lo, abs(hi) * 1e-6, 1e-12) * 0.1
+                panel.yRange = (lo - pad)...(hi + pad)
+            }
+            panel.marks = [LinePlot.Mark(x: Double(s) * dt, label: "diverged at step \(s)")]
+        }
+        panels.append(panel)
     }
     let more = shown < n ? " (the first \(shown) of \(n) variables)" : ""
-    return LinePlot(title: "Forecast from trajectory \(fc.episode), origin row \(fc.origin)\(more)", panels: panels).render()
+    let origin = dates && fc.time != nil ? "origin \(TimeParser.iso(fc.time!))" : fc.time.map { "origin t = \(Format.general($0))" } ?? "origin row \(fc.origin)"
+    var plot = LinePlot(title: "Forecast from trajectory \(fc.episode), \(origin)\(more)", panels: panels)
+    plot.width = 760
+    return plot.render()
+}
+
+/// `--units temp=°F,humid=%`: variable name → unit.
+func parseUnits(_ text: String?) throws -> [String: String] {
+    guard let text else { return [:] }
+    var out: [String: String] = [:]
+    for part in splitList(text) {
+        let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+        guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else { throw EddyError("--units: expected NAME=UNIT pairs like temp=°F,humid=%, got '\(part)'") }
+        out[kv[0]] = kv[1]
+    }
+    return out
 }

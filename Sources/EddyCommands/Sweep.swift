@@ -223,9 +223,17 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
         let points = groups[key]!.sorted { $0.0 < $1.0 }
         series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman")))
     }
-    let panel = LinePlot.Panel(title: "validation error against width", xLabel: "width (neurons)", yLabel: "mean standardised MSE",
+    var panel = LinePlot.Panel(title: "validation error against width", xLabel: "width M (neurons, log scale)", yLabel: "score: mean standardised MSE (log scale)",
                                series: series, logY: true, markers: true)
-    var plot = LinePlot(title: "eddy sweep", panels: [panel])
+    // Widths double from one to the next in a typical sweep: a log axis spaces them evenly.
+    panel.logX = r.candidates.allSatisfy { $0.width > 0 }
+    panel.xTicks = Array(Set(r.candidates.map { Double($0.width) })).sorted()
+    // The chosen model: ringed and named (candidates are ranked best first).
+    if let best = r.candidates.first {
+        panel.highlights = [LinePlot.Highlight(x: Double(best.width), y: best.score,
+                                               label: "chosen: \(best.form.rawValue), M = \(best.width), α = \(Format.scientific(best.ridge, 0))")]
+    }
+    var plot = LinePlot(title: "eddy sweep: \(plural(r.candidates.count, "candidate")) on \(plural(r.validationOrigins, "validation origin"))", panels: [panel])
     plot.panelHeight = 420
     return plot.render()
 }
