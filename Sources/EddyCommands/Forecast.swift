@@ -82,6 +82,7 @@ struct Forecast: ParsableCommand {
     @Option(help: "Output: .csv, .npy or .nc (netCDF, fields on their grid), or - for CSV on standard output.") var out: String
     @Option(help: "Also draw truth, forecast and baselines per variable (or maps, for gridded fields) of one forecast as an SVG.") var plot: String?
     @Option(parsing: .unconditional, help: "The forecast --plot draws: its number (1-based) among the forecasts written, in their order.") var plotIndex = 1
+    @Option(help: "Gridded fields: the level --plot maps, by its value as in the variable names (e.g. 500 for VAR[level=500:…]) or its index (default: the first).") var plotLevel: String?
     @Option(help: "Units of the variables for the plot's axes, as NAME=UNIT pairs, comma-separated (e.g. temp=°F,humid=%,wind_speed=mph,pressure=mbar); default 'data units'.") var units: String?
     @Flag(help: "Print a JSON report on stdout (not with --out -).") var json = false
 
@@ -98,7 +99,9 @@ struct Forecast: ParsableCommand {
             let unitMap = try parseUnits(units)
             if plotIndex < 1 { throw EddyError("--plot-index must be at least 1 (the first forecast), got \(plotIndex)") }
             let (model, segments, spec) = try options.load()
-            if let bad = unitMap.keys.sorted().first(where: { !model.metadata.variables.contains($0) }) {
+            if plot != nil { try MapPlot.checkLevel(plotLevel, model: model) } else if plotLevel != nil { throw EddyError("--plot-level applies to --plot; give --plot FILE.svg") }
+            let fieldNames = Set(GridLayout.parse(model.metadata.variables)?.variables.map(\.name) ?? [])
+            if let bad = unitMap.keys.sorted().first(where: { !model.metadata.variables.contains($0) && !fieldNames.contains($0) }) {
                 throw EddyError("--units: '\(bad)' is not a variable of the model (its variables: \(model.metadata.variables.prefix(12).joined(separator: ","))\(model.metadata.variables.count > 12 ? ",…" : ""))")
             }
             var future: [String: [Double]] = [:]
@@ -150,7 +153,7 @@ struct Forecast: ParsableCommand {
             try netcdf?.commit()
             try npy?.commit()
             if let plot, let (fc, forecast) = first {
-                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h, units: unitMap), to: plot)
+                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h, units: unitMap, level: plotLevel), to: plot)
             }
             if !diverged.isEmpty {
                 printError("eddy: warning: \(diverged.count) of \(plural(picks.count, "forecast")) turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
@@ -221,8 +224,10 @@ extension String {
 /// training climatology by hour of day when it has one) beside the forecast; a forecast that diverged is marked at
 /// the step it did, and the y axis is kept to the finite part before it. Maps of truth, forecast and error for
 /// gridded fields.
-func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int, units: [String: String] = [:]) -> String {
-    if let map = MapPlot.forecast(model: model, case: fc, forecast: forecast, horizon: horizon) { return map.render() }
+func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: Int, units: [String: String] = [:], level: String? = nil) throws -> String {
+    // A gridded field's unit is given by its variable name (q=K).
+    let fieldUnit = GridLayout.parse(model.metadata.variables)?.variables.first(where: { $0.dimensions.count >= 2 }).flatMap { units[$0.name] }
+    if let map = try MapPlot.forecast(model: model, case: fc, forecast: forecast, horizon: horizon, level: level, unit: fieldUnit) { return map.render() }
     let n = model.outputCount, k = model.layout.delays, shown = min(n, 16)
     // Clock times in seconds read better in hours.
     let dates = model.metadata.shaping?.timesAreDates == true

@@ -346,7 +346,8 @@ struct GriddedFile {
         for name in ["t", "u", "flag", "origin_row", "time"] { #expect(try read(dir + "/b.nc", name).values == read(out, name).values, "\(name)") }
         try FileManager.default.removeItem(atPath: dir + "/b.nc")
         // Maps for --plot: t at its first level, north up; truth, forecast and difference at steps 1 and 4.
-        let map = try #require(MapPlot.forecast(model: model, case: cases[0], forecast: Array(f[0..<(4 * n)]), horizon: 4))
+        let drawn = try MapPlot.forecast(model: model, case: cases[0], forecast: Array(f[0..<(4 * n)]), horizon: 4)
+        let map = try #require(drawn)
         #expect(map.rows.count == 2 && map.rows.allSatisfy { $0.count == 3 })
         let panel = map.rows[0][1]
         #expect(panel.rows == 4 && panel.columns == 5)
