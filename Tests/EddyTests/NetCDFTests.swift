@@ -353,7 +353,7 @@ struct GriddedFile {
         #expect(panel.rows == 4 && panel.columns == 5)
         #expect(panel.values[0] == f[15] && panel.values[19] == f[4])   // top left: lat 45, lon 0; bottom right: lat 30, lon 40
         #expect(map.rows[1][2].values[0] == f[3 * n + 15] - cases[0].truth[3 * n + 15])
-        #expect(map.render().components(separatedBy: "<rect").count - 1 == 1 + 6 * (20 + 50))
+        #expect(map.render().components(separatedBy: "<rect").count - 1 == 1 + 6 * (20 + 50 + 1))   // cells, colour bar, frame
         // A failed write leaves nothing behind.
         #expect(throws: EddyError.self) {
             try ForecastNetCDF.write(path: dir + "/missing/f.nc", model: model, cases: cases, forecasts: f, horizon: 4, firstDiverged: [:])
