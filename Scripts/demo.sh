@@ -24,7 +24,7 @@ echo "== sweep: train Jan–Sep, validate on October (24 h and 168 h), 24 hourly
 echo
 echo "== test: November–December, every origin, 24 h and 168 h ahead =="
 "$eddy" evaluate --model "$out/weather.safetensors" --data "$data" --from 2013-11-01 --horizon 168 --origins every:1 \
-  --report-steps 24,168 --baselines --every 24
+  --score-steps 24,168 --baselines --every 24
 "$eddy" forecast --model "$out/weather.safetensors" --data "$data" --from 2013-11-01 --horizon 168 --origins 200 \
   --out "$out/weather-week.csv" --plot "$out/weather-week.svg" > /dev/null
 echo

@@ -188,13 +188,18 @@ func comparisonTable(_ c: Comparison) -> String {
     lines.append("per-variable MSE (data units; a gridded field's mean over its points) on \(c.origins) origins" + (methods.count > 1 ? "; skill = 1 − MSE(eddy)/MSE(baseline)" : ""))
     for (si, step) in c.steps.enumerated() {
         lines.append("")
-        var head = pad("step \(step)", 18) + methods.map { pad($0, 13) }.joined()
-        head += methods.dropFirst().map { pad("skill/" + $0.prefix(5), 13) }.joined()
+        // Columns as wide as their headers: "skill vs persistence", never cut.
+        let skillHeads = methods.dropFirst().map { "skill vs " + $0 }
+        let mseWidth = max(13, (methods.map(\.count).max() ?? 0) + 2)
+        let skillWidths = skillHeads.map { max(13, $0.count + 2) }
+        let nameWidth = max(18, (c.variables.map(\.count).max() ?? 0) + 2)
+        var head = pad("step \(step)", nameWidth) + methods.map { pad($0, mseWidth) }.joined()
+        head += zip(skillHeads, skillWidths).map { pad($0, $1) }.joined()
         lines.append(head)
         for (i, v) in c.variables.enumerated() {
             let values = c.mse.map { $0.values[si][i] }
-            var line = pad(v, 18) + values.map { pad(Format.general($0, 4), 13) }.joined()
-            line += values.dropFirst().map { pad(Format.general(1 - values[0] / $0, 3), 13) }.joined()
+            var line = pad(v, nameWidth) + values.map { pad(Format.general($0, 4), mseWidth) }.joined()
+            line += zip(values.dropFirst(), skillWidths).map { pad(Format.general(1 - values[0] / $0, 3), $1) }.joined()
             lines.append(line)
         }
     }

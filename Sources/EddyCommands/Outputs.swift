@@ -63,10 +63,10 @@ enum ModelTime {
 
     /// A time span in the data's units: hours or days when the model's times are dates (seconds), else the number.
     static func span(_ t: Double, model: Model, bare: Bool = false) -> String {
-        guard model.metadata.shaping?.timesAreDates == true, t.isFinite else { return Format.general(t) + (bare ? "" : " time units") }
-        if abs(t) >= 2 * 86_400 { return Format.general(t / 86_400) + " d" }
-        if abs(t) >= 3600 { return Format.general(t / 3600) + " h" }
-        if abs(t) >= 60 { return Format.general(t / 60) + " min" }
-        return Format.general(t) + " s"
+        guard model.metadata.shaping?.timesAreDates == true, t.isFinite else { return Format.short(t) + (bare ? "" : " time units") }
+        if abs(t) >= 2 * 86_400 { return Format.short(t / 86_400) + " d" }
+        if abs(t) >= 3600 { return Format.short(t / 3600) + " h" }
+        if abs(t) >= 60 { return Format.short(t / 60) + " min" }
+        return Format.short(t) + " s"
     }
 }

@@ -226,6 +226,39 @@ struct VocabularyTests {
         #expect(g.stdout.contains("1 trajectory × 5 steps"), "\(g.stdout)")
     }
 
+    /// Times as station exports write them: slashes, a space for the T, with or without seconds and a zone; the
+    /// same instants as ISO 8601.
+    @Test func slashAndSpaceDates() throws {
+        let iso = try #require(TimeParser.seconds("2013-01-01T06:00:00Z"))
+        for text in ["2013/01/01 06:00", "2013/01/01 06:00:00", "2013/01/01T06:00:00Z", "2013-01-01 06:00", "2013/01/01 07:00+01:00"] {
+            #expect(TimeParser.seconds(text) == iso, "\(text)")
+        }
+        #expect(TimeParser.seconds("2013/01-01") == nil && TimeParser.seconds("2013-01/01") == nil)
+        // A CSV with slash dates trains, --from and --until take them, and the cut is where they say.
+        let dir = try scratch()
+        var csv = "time,x\n"
+        for h in 0..<120 { csv += "2010/01/\(h / 24 + 1 < 10 ? "0" : "")\(h / 24 + 1) \(h % 24 < 10 ? "0" : "")\(h % 24):00,\(sin(Double(h) / 5))\n" }
+        try write(csv, dir + "/s.csv")
+        let t = try eddy(["train", "--data", dir + "/s.csv", "--time-column", "time", "--from", "2010/01/02 00:00", "--until", "2010/01/04 00:00",
+                          "--width", "5", "--out", dir + "/m.st", "--json"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let report = try json(t)
+        #expect(report["rows"] as? Int == 48 && report["dt"] as? Double == 3600, "\(report)")
+        let bad = try eddy(["train", "--data", dir + "/s.csv", "--from", "01.02.2010", "--width", "5", "--out", dir + "/n.st"])
+        #expect(bad.status == 1 && bad.stderr.contains("2013/10/01 06:00"), "\(bad.stderr)")
+    }
+
+    /// The baseline table's headers are never cut ("skill vs persistence", not "skill/persi").
+    @Test func comparisonHeadersAreWhole() throws {
+        let dir = try scratch()
+        try trainWeatherModel(ridge: "1e-2", to: dir + "/w.st")
+        let e = try eddy(["evaluate", "--model", dir + "/w.st", "--data", weatherData, "--from", "2013-11-01", "--until", "2013-11-15",
+                          "--horizon", "24", "--baselines", "--score-steps", "24"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(e.stdout.contains("skill vs persistence") && !e.stdout.contains("skill/"), "\(e.stdout)")
+        #expect(e.stdout.contains("dt = 1 h") && e.stdout.contains(" h") && !e.stdout.contains("time units"), "\(e.stdout)")
+    }
+
     /// README's vocabulary table is the source of the shared options: every command it lists names the option in its
     /// --help, and every option two or more commands' --help show is in the table.
     @Test func readmeVocabularyTableMatchesHelp() throws {
