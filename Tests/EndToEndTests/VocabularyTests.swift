@@ -259,6 +259,20 @@ struct VocabularyTests {
         #expect(e.stdout.contains("dt = 1 h") && e.stdout.contains(" h") && !e.stdout.contains("time units"), "\(e.stdout)")
     }
 
+    /// Progress on a terminal (run under script(1), which gives eddy a pseudo-terminal): every update rewrites the
+    /// whole line (carriage return … erase to the end), and the passes are numbered with their total.
+    @Test func progressLinesOverwriteCleanly() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { Issue.record("script(1) is missing (util-linux)"); return }
+        let dir = try scratch()
+        #expect(try eddy(["generate", "lorenz63", "--steps", "60000", "--out", dir + "/l.csv"]).status == 0)
+        let r = try runProcess("/usr/bin/script", ["-qc", "\(eddyBinary) train --data l.csv --width 150 --out m.st", "/dev/null"], in: dir)
+        #expect(r.status == 0, "\(r.stdout)")
+        let updates = r.stdout.split(separator: "\r").filter { $0.contains("pass ") }
+        #expect(!updates.isEmpty, "no progress shown: \(r.stdout.prefix(500))")
+        for u in updates { #expect(u.hasSuffix("\u{1B}[K"), "an update that does not erase the rest of the line: \(u.debugDescription)") }
+        #expect(updates.contains { $0.contains("pass 2 of 2: accumulating:") && $0.contains(" of 59999 (") }, "\(updates.suffix(3))")
+    }
+
     /// README's vocabulary table is the source of the shared options: every command it lists names the option in its
     /// --help, and every option two or more commands' --help show is in the table.
     @Test func readmeVocabularyTableMatchesHelp() throws {
