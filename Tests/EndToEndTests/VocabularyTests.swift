@@ -123,6 +123,18 @@ struct VocabularyTests {
         #expect(dup.status == 1 && dup.stderr.contains("--seeds"))
     }
 
+    /// The sweep record in the chosen model lists its score steps only when they are not every step of the horizon.
+    @Test func sweepRecordIsCompact() throws {
+        let dir = try scratch()
+        #expect(try eddy(["generate", "vanderpol", "--trajectories", "4", "--steps", "120", "--out", dir + "/d.csv"]).status == 0)
+        let base = ["sweep", "--data", dir + "/d.csv", "--validation-fraction", "0.3", "--widths", "10", "--horizon", "20"]
+        #expect(try eddy(base + ["--out", dir + "/a.st"]).status == 0)
+        #expect(try eddy(base + ["--score-steps", "5,20", "--out", dir + "/b.st"]).status == 0)
+        let a = try ModelFile.read(dir + "/a.st").metadata.sweep, b = try ModelFile.read(dir + "/b.st").metadata.sweep
+        #expect(a?.horizon == 20 && a?.scoreSteps == nil)
+        #expect(b?.scoreSteps == [5, 20])
+    }
+
     /// A negative number is read as the option's value and refused with the range, not "Missing value".
     @Test(arguments: [(["train", "--width", "-5"], "--width must be positive"), (["forecast", "--horizon", "-2"], "--horizon must be at least 1"),
                       (["generate", "vanderpol", "--steps", "-1"], "--steps must be at least 1")])

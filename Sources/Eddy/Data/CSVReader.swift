@@ -140,7 +140,7 @@ public final class CSVReader: RowReader {
         if let t = selection.time {
             let text = CSVFormat.text(fields[t])
             guard let v = TimeParser.seconds(text), v.isFinite else {
-                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(CSVFormat.short(text))' in time column '\(CSVFormat.short(header[t]))' as a time (expected ISO 8601 like 2013-01-01T06:00:00Z, or a number)")
+                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(CSVFormat.short(text))' in time column '\(CSVFormat.short(header[t]))' as a time (expected a date like 2013-01-01T06:00:00Z, 2013-01-01 06:00 or 2013/01/01 06:00, or a number)")
             }
             time = v
         }

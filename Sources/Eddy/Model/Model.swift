@@ -81,7 +81,9 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var validation: String
         /// Mean standardised MSE over `scoreSteps` on the validation origins (nil when not finite).
         public var score: Double?
-        public var scoreSteps: [Int]
+        /// The steps the score averages; nil (not stored) for every step 1…horizon, the default (files written
+        /// before listed all of them, 1…500, and still read).
+        public var scoreSteps: [Int]?
         public var horizon: Int
         public var widths: [Int]
         public var ridges: [Double]
