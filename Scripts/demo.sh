@@ -26,6 +26,6 @@ echo "== test: November–December, every origin, 24 h and 168 h ahead =="
 "$eddy" evaluate --model "$out/weather.safetensors" --data "$data" --from 2013-11-01 --horizon 168 --origins every:1 \
   --score-steps 24,168 --baselines --every 24
 "$eddy" forecast --model "$out/weather.safetensors" --data "$data" --from 2013-11-01 --horizon 168 --origins 200 \
-  --out "$out/weather-week.csv" --plot "$out/weather-week.svg" > /dev/null
+  --out "$out/weather-week.csv" --plot "$out/weather-week.svg" --units temp=°F,dewp=°F,humid=%,wind_speed=mph,pressure=mbar,visib=mi > /dev/null
 echo
 echo "wrote $out/weather-week.svg (a week of forecast against truth at EWR) and $out/weather-sweep.svg (validation error against width)"

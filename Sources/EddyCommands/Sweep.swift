@@ -212,16 +212,23 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
     var series: [LinePlot.Series] = []
     var keys: [String] = []
     var groups: [String: [(Double, Double)]] = [:]
+    var ridgeOf: [String: Double] = [:]
     for c in r.candidates {
         let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))" + (config.rconds.count > 1 ? " rcond=\(Format.scientific(c.rcond ?? 0, 0))" : "")
             + (config.delays.count > 1 ? " k=\(c.delays)" : "") + (config.samplers.count > 1 ? " \(c.sampler.rawValue)" : "")
             + (config.seeds.count > 1 ? " seed \(c.seed)" : "") + ((config.scales?.count ?? 0) > 1 ? " scale \(Format.general(c.scale ?? 0))" : "") + ((config.pca?.count ?? 0) > 1 ? " pca \(c.pca ?? 0)" : "")
         if groups[key] == nil { keys.append(key) }
         groups[key, default: []].append((Double(c.width), c.score))
+        ridgeOf[key] = c.ridge
     }
+    // One colour per ridge (the same in both forms), dashed for the Koopman form, when form and ridge are all that
+    // vary between lines: the lines of one ridge read together. Otherwise the palette in order.
+    let ridges = Array(Set(r.candidates.map(\.ridge))).sorted()
+    let byRidge = keys.count <= 2 * ridges.count && ridges.count <= LinePlot.palette.count
     for key in keys.sorted() {
         let points = groups[key]!.sorted { $0.0 < $1.0 }
-        series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman")))
+        let colour = byRidge ? ridgeOf[key].flatMap { ridges.firstIndex(of: $0) }.map { LinePlot.palette[$0] } : nil
+        series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman"), color: colour))
     }
     var panel = LinePlot.Panel(title: "validation error against width", xLabel: "width M (neurons, log scale)", yLabel: "score: mean standardised MSE (log scale)",
                                series: series, logY: true, markers: true)

@@ -84,7 +84,7 @@ public struct LinePlot: Sendable {
     }
 
     /// Okabe–Ito colours, ordered for contrast on white (yellow last).
-    static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+    public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
     // Layout (pixels).
     private static let titleBand = 36.0
