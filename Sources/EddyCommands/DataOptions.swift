@@ -27,6 +27,9 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Fill gaps (missing rows or values) of at most this many steps by linear interpolation; longer gaps split the trajectory.")
     var fillGaps: Int?
 
+    @Option(help: "The time column's date format, strftime-style, for dates that are not ISO 8601 or its slash and space forms: %Y %y %m %d %H %M %S %b %z, e.g. '%d.%m.%Y %H:%M'. Stored in the model; --from and --until may use it too.")
+    var timeFormat: String?
+
     @Option(help: "Keep rows at or after this time (as in the time column, e.g. 2013-10-01).")
     var from: String?
 
@@ -95,8 +98,12 @@ struct DataOptions: ParsableArguments {
             s.fillGaps = g
         }
         if let p = pivot { s.pivot = p }
-        s.from = try from.map { try parseTime($0, "--from") }
-        s.until = try until.map { try parseTime($0, "--until") }
+        if let f = timeFormat {
+            if !f.contains("%") { throw EddyError("--time-format '\(f)': expected a format with fields such as %Y, %m, %d, %H, %M") }
+            s.timeFormat = f
+        }
+        s.from = try from.map { try parseTime($0, "--from", format: s.timeFormat) }
+        s.until = try until.map { try parseTime($0, "--until", format: s.timeFormat) }
         if let v = ncVariables { s.ncVariables = splitList(v) }
         if let l = ncLevels {
             s.ncLevels = try splitList(l).map {
@@ -115,7 +122,7 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-func parseTime(_ text: String, _ option: String) throws -> Double {
-    guard let v = TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (a date like 2013-10-01, 2013-10-01T06:00:00Z, 2013/10/01 06:00 or 2013-10-01 06:00:00+02:00, or a number)") }
+func parseTime(_ text: String, _ option: String, format: String? = nil) throws -> Double {
+    guard let v = format.flatMap({ TimeParser.seconds(text, format: $0) }) ?? TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (a date like 2013-10-01, 2013-10-01T06:00:00Z, 2013/10/01 06:00 or 2013-10-01 06:00:00+02:00, or a number)") }
     return v
 }

@@ -81,8 +81,8 @@ struct SweepCommand: ParsableCommand {
                 // The validation data are read like the training data, with their own time window.
                 var spec = train
                 spec.path = v
-                spec.from = try validationFrom.map { try parseTime($0, "--validation-from") }
-                spec.until = try validationUntil.map { try parseTime($0, "--validation-until") }
+                spec.from = try validationFrom.map { try parseTime($0, "--validation-from", format: train.timeFormat) }
+                spec.until = try validationUntil.map { try parseTime($0, "--validation-until", format: train.timeFormat) }
                 source = .data(spec)
             case (nil, let f?): source = .fraction(f)
             case (nil, nil): throw EddyError("give validation data with --validation FILE or --validation-fraction F")
@@ -137,7 +137,11 @@ struct SweepCommand: ParsableCommand {
             let result = try Sweep(config: config, backend: device, progress: progress.handler()).run()
             progress.clear()
             // Everything is computed; now write the outputs (each atomically).
-            if let out { try ModelFile.write(result.best, to: out) }
+            if let out {
+                var best = result.best
+                if let f = train.timeFormat { best.metadata.shaping?.timeFormat = f }   // new data are read with the same format
+                try ModelFile.write(best, to: out)
+            }
             if let csv { try OutputPath.write(sweepCSV(result), to: csv) }
             if let plot { try AtomicFile.write(sweepPlot(result, config: config), to: plot) }
             for w in result.warnings { printError("eddy: warning: \(w)") }

@@ -79,7 +79,9 @@ struct Train: ParsableCommand {
             // Statistics and the pass; --pca's passes vary (an exact fit or power iterations), so then no total.
             if pca == nil { progress.passes = 2 }
             var clock = Stopwatch()
-            let (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
+            var (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
+            // Forecasts read new data with the same date format.
+            if let f = config.data.timeFormat { model.metadata.shaping?.timeFormat = f }
             progress.clear()
             // All outputs or none: the state is written to its temporary file first, then the model, then both move into place.
             var stateFile: AtomicFile?

@@ -260,6 +260,28 @@ struct VocabularyTests {
         #expect(bad.status == 1 && bad.stderr.contains("2013/10/01 06:00"), "\(bad.stderr)")
     }
 
+    /// --time-format for the rest: dates like 13.01.2010 06:00 train, the model stores the format, and forecast reads
+    /// new data with it (writing ISO times); --from takes the same format.
+    @Test func timeFormat() throws {
+        #expect(TimeParser.seconds("01.01.2013 06:00", format: "%d.%m.%Y %H:%M") == TimeParser.seconds("2013-01-01T06:00:00Z"))
+        #expect(TimeParser.seconds("1 Jan 13 07:00:30.5 +0100", format: "%d %b %y %H:%M:%S %z") == TimeParser.seconds("2013-01-01T06:00:30.5Z"))
+        #expect(TimeParser.seconds("2013-13-01", format: "%Y-%m-%d") == nil && TimeParser.seconds("01.01.2013x", format: "%d.%m.%Y") == nil)
+        let dir = try scratch()
+        var csv = "when,x\n"
+        for h in 0..<96 { csv += "\(h / 24 + 10).01.2010 \(h % 24 < 10 ? "0" : "")\(h % 24):00,\(sin(Double(h) / 5))\n" }
+        try write(csv, dir + "/d.csv")
+        let t = try eddy(["train", "--data", dir + "/d.csv", "--time-column", "when", "--time-format", "%d.%m.%Y %H:%M", "--from", "11.01.2010 00:00",
+                          "--width", "5", "--out", dir + "/m.st", "--json"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(try json(t)["rows"] as? Int == 72 && json(t)["dt"] as? Double == 3600)
+        #expect(try ModelFile.read(dir + "/m.st").metadata.shaping?.timeFormat == "%d.%m.%Y %H:%M")
+        let f = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/d.csv", "--horizon", "2", "--out", "-"])
+        #expect(f.status == 0, "\(f.stderr)")
+        #expect(f.stdout.contains("2010-01-14T00:00:00Z"), "\(f.stdout)")
+        let bad = try eddy(["train", "--data", dir + "/d.csv", "--time-column", "when", "--width", "5", "--out", dir + "/n.st"])
+        #expect(bad.status == 1 && bad.stderr.contains("--time-format"), "\(bad.stderr)")
+    }
+
     /// The baseline table's headers are never cut ("skill vs persistence", not "skill/persi").
     @Test func comparisonHeadersAreWhole() throws {
         let dir = try scratch()

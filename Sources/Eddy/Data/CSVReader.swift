@@ -106,7 +106,7 @@ public final class CSVReader: RowReader {
             let fields = try CSVReader.fields(line, lineNumber: lineNumber, header: header, path: path)
             let row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
             if dates == nil, row.time != nil, let t = selection.time {
-                dates = TimeParser.isDate(CSVFormat.text(fields[t]))
+                dates = selection.timeFormat != nil || TimeParser.isDate(CSVFormat.text(fields[t]))
             }
             try shaper.add(row)
         }
@@ -139,8 +139,9 @@ public final class CSVReader: RowReader {
         var time: Double?
         if let t = selection.time {
             let text = CSVFormat.text(fields[t])
-            guard let v = TimeParser.seconds(text), v.isFinite else {
-                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(CSVFormat.short(text))' in time column '\(CSVFormat.short(header[t]))' as a time (expected a date like 2013-01-01T06:00:00Z, 2013-01-01 06:00 or 2013/01/01 06:00, or a number)")
+            guard let v = selection.timeFormat.map({ TimeParser.seconds(text, format: $0) }) ?? TimeParser.seconds(text), v.isFinite else {
+                let expected = selection.timeFormat.map { "in --time-format '\($0)'" } ?? "a date like 2013-01-01T06:00:00Z, 2013-01-01 06:00 or 2013/01/01 06:00 (or give --time-format), or a number"
+                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(CSVFormat.short(text))' in time column '\(CSVFormat.short(header[t]))' as a time (expected \(expected))")
             }
             time = v
         }

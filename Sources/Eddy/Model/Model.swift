@@ -75,6 +75,8 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var ncVariables: [String]?
         public var ncLevels: [Int]?
         public var ncBox: [Double]?
+        /// The time column's date format (`--time-format`); nil: ISO 8601 and its slash and space forms.
+        public var timeFormat: String?
     }
 
     public struct SweepRecord: Codable, Sendable, Equatable {
@@ -231,6 +233,7 @@ extension DataSpec {
             s.dt = shaping.dt
             s.ncVariables = shaping.ncVariables ?? []
             s.ncLevels = shaping.ncLevels
+            s.timeFormat = shaping.timeFormat
             if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
         }
         return s
