@@ -100,10 +100,9 @@ struct Forecast: ParsableCommand {
             if plotIndex < 1 { throw EddyError("--plot-index must be at least 1 (the first forecast), got \(plotIndex)") }
             let (model, segments, spec) = try options.load()
             if plot != nil { try MapPlot.checkLevel(plotLevel, model: model) } else if plotLevel != nil { throw EddyError("--plot-level applies to --plot; give --plot FILE.svg") }
-            let fieldNames = Set(GridLayout.parse(model.metadata.variables)?.variables.map(\.name) ?? [])
-            if let bad = unitMap.keys.sorted().first(where: { !model.metadata.variables.contains($0) && !fieldNames.contains($0) }) {
-                throw EddyError("--units: '\(bad)' is not a variable of the model (its variables: \(model.metadata.variables.prefix(12).joined(separator: ","))\(model.metadata.variables.count > 12 ? ",…" : ""))")
-            }
+            try checkUnits(unitMap, variables: model.metadata.variables)
+            // Units given here, over those stored in the model (train --units).
+            let plotUnits = (model.metadata.units ?? [:]).merging(unitMap) { $1 }
             var future: [String: [Double]] = [:]
             if let f = futureInputs {
                 guard !model.metadata.inputs.isEmpty else { throw EddyError("--future-inputs: the model has no inputs") }
@@ -153,7 +152,7 @@ struct Forecast: ParsableCommand {
             try netcdf?.commit()
             try npy?.commit()
             if let plot, let (fc, forecast) = first {
-                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h, units: unitMap, level: plotLevel), to: plot)
+                try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h, units: plotUnits, level: plotLevel), to: plot)
             }
             if !diverged.isEmpty {
                 printError("eddy: warning: \(diverged.count) of \(plural(picks.count, "forecast")) turned non-finite or left the training range by more than its width (marked 'diverged' in the flag column from that step on); raise --ridge")
@@ -260,7 +259,9 @@ func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: I
                                           dashed: true, color: "#0072B2"))
         }
         let name = model.metadata.variables[i]
-        var panel = LinePlot.Panel(title: name, xLabel: xLabel, yLabel: units[name].map { "\(name) (\($0))" } ?? "\(name) (data units)", series: series)
+        // A pivoted variable NAME@STATION takes NAME's unit.
+        let unit = units[name] ?? name.split(separator: "@").first.flatMap { units[String($0)] }
+        var panel = LinePlot.Panel(title: name, xLabel: xLabel, yLabel: unit.map { "\(name) (\($0))" } ?? "\(name) (data units)", series: series)
         panel.yPadding = 0.04
         if let s = divergedAt {
             // The axis keeps to what is finite and in range before the divergence: the good part stays readable.
@@ -279,6 +280,15 @@ func forecastPlot(model: Model, fc: ForecastCase, forecast: [Double], horizon: I
     var plot = LinePlot(title: "Forecast from trajectory \(fc.episode), \(origin)\(more)", panels: panels)
     plot.width = 760
     return plot.render()
+}
+
+/// Refuses a `--units` name that is no variable of the model (nor a gridded field's name, nor the NAME of NAME@VALUE).
+func checkUnits(_ units: [String: String], variables: [String]) throws {
+    let fields = Set(GridLayout.parse(variables)?.variables.map(\.name) ?? [])
+    let pivoted = Set(variables.compactMap { $0.contains("@") ? $0.split(separator: "@").first.map(String.init) : nil })
+    if let bad = units.keys.sorted().first(where: { !variables.contains($0) && !fields.contains($0) && !pivoted.contains($0) }) {
+        throw EddyError("--units: '\(bad)' is not a variable of the model (its variables: \(variables.prefix(12).joined(separator: ","))\(variables.count > 12 ? ",…" : ""))")
+    }
 }
 
 /// `--units temp=°F,humid=%`: variable name → unit.

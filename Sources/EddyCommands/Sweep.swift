@@ -52,6 +52,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Write every candidate as CSV here (- for standard output, instead of the table).") var csv: String?
     @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
     @Option(parsing: .unconditional, help: "Rows of the table to print.") var top = 15
+    @Option(help: "Units of the variables, NAME=UNIT pairs, comma-separated (temp=°F,humid=%): stored in the best model for plot axes.") var units: String?
     @Flag(help: "Print JSON instead of the table.") var json = false
 
     func numbers<T: LosslessStringConvertible>(_ text: String, _ option: String) throws -> [T] {
@@ -75,6 +76,7 @@ struct SweepCommand: ParsableCommand {
                 try InputGuard.requireRegularFile(path, option: option, reason: "a sweep reads its data once per pass; write it to a file first")
             }
             let train = try data.spec(dt: dt)
+            let unitMap = try parseUnits(units)
             let source: ValidationSource
             switch (validation, validationFraction) {
             case (let v?, nil):
@@ -137,9 +139,11 @@ struct SweepCommand: ParsableCommand {
             let result = try Sweep(config: config, backend: device, progress: progress.handler()).run()
             progress.clear()
             // Everything is computed; now write the outputs (each atomically).
+            try checkUnits(unitMap, variables: result.best.metadata.variables)
             if let out {
                 var best = result.best
                 if let f = train.timeFormat { best.metadata.shaping?.timeFormat = f }   // new data are read with the same format
+                if !unitMap.isEmpty { best.metadata.units = unitMap }
                 try ModelFile.write(best, to: out)
             }
             if let csv { try OutputPath.write(sweepCSV(result), to: csv) }

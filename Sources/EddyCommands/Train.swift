@@ -32,6 +32,7 @@ struct Train: ParsableCommand {
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision: String = "double"
     @Option(help: "Where to write the model (safetensors with JSON metadata).") var out: String
     @Option(help: "Also write the pass's merged state as a 2-D .npy: [G | R] (the Gram sums, for cholesky and eigh) or the upper-triangular factor R of [Φ | Y] in factor order [1, z, u, φ | Y] (qr). For checks and for comparing runs.") var saveState: String?
+    @Option(help: "Units of the variables, NAME=UNIT pairs, comma-separated (temp=°F,humid=%): stored in the model for plot axes.") var units: String?
     @Flag(help: "Print a JSON report on stdout.") var json = false
 
     func run() throws {
@@ -44,6 +45,7 @@ struct Train: ParsableCommand {
             }
             try InputGuard.requireRegularFile(data.data, option: "--data",
                                               reason: "training reads its data two or three times (statistics, the pass, --pca); write it to a file first")
+            let unitMap = try parseUnits(units)
             var config = TrainingConfig(data: try data.spec(dt: dt))
             config.delays = delays
             config.width = width
@@ -82,6 +84,10 @@ struct Train: ParsableCommand {
             var (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
             // Forecasts read new data with the same date format.
             if let f = config.data.timeFormat { model.metadata.shaping?.timeFormat = f }
+            if !unitMap.isEmpty {
+                try checkUnits(unitMap, variables: model.metadata.variables)
+                model.metadata.units = unitMap
+            }
             progress.clear()
             // All outputs or none: the state is written to its temporary file first, then the model, then both move into place.
             var stateFile: AtomicFile?

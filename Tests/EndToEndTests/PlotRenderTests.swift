@@ -60,6 +60,15 @@ struct PlotRenderTests {
         let fsvg = try String(contentsOfFile: dir + "/f.svg", encoding: .utf8)
         #expect(fsvg.contains("persistence") && fsvg.contains("x (m)") && fsvg.contains("y (m/s)") && fsvg.contains("trajectory 1"))
         _ = try render(dir + "/f.svg")
+        // Units stored by train --units label the axes without forecast --units; an unknown name is refused.
+        #expect(try eddy(["train", "--data", dir + "/d.csv", "--width", "20", "--units", "x=m", "--out", dir + "/u.st"]).status == 0)
+        #expect(try ModelFile.read(dir + "/u.st").metadata.units == ["x": "m"])
+        let u = try eddy(["forecast", "--model", dir + "/u.st", "--data", dir + "/d.csv", "--horizon", "5", "--out", dir + "/u.csv", "--plot", dir + "/u.svg"])
+        #expect(u.status == 0, "\(u.stderr)")
+        let usvg = try String(contentsOfFile: dir + "/u.svg", encoding: .utf8)
+        #expect(usvg.contains("x (m)") && usvg.contains("y (data units)"))
+        let badUnit = try eddy(["train", "--data", dir + "/d.csv", "--width", "20", "--units", "z=m", "--out", dir + "/v.st"])
+        #expect(badUnit.status == 1 && badUnit.stderr.contains("--units: 'z'") && !FileManager.default.fileExists(atPath: dir + "/v.st"))
         // Sweep: log width axis at the widths tried, the chosen model ringed.
         let s = try eddy(["sweep", "--data", dir + "/d.csv", "--validation-fraction", "0.25", "--widths", "10,20,40,80", "--ridges", "1e-10,1e-6",
                           "--solver", "auto", "--horizon", "20", "--plot", dir + "/s.svg", "--json"])

@@ -48,6 +48,8 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
     /// The state is the leading EOFs of the variables (`--pca K`): the model runs on `components` principal
     /// components and maps forecasts back to the variables (tensors `eof_*`).
     public var reduction: ReductionRecord?
+    /// Units of the variables (NAME → unit, e.g. temp → °F) as `train --units` gave them, for plot axes; nil: none given.
+    public var units: [String: String]? = nil
 
     public struct ReductionRecord: Codable, Sendable, Equatable {
         public var components: Int
