@@ -31,9 +31,12 @@ let package = Package(
         // MARK: The OpenCL backend (lift kernels + CLBlast); Kernels/*.cl are embedded at build time
         .target(
             name: "EddyOpenCL",
-            dependencies: ["Eddy", "COpenCL", "CCLBlast", "CBLAS"],
+            dependencies: ["Eddy", "COpenCL", "CCLBlast", "CBLAS", "CLAPACKE", "CLBlastParameters"],
             plugins: ["EmbedKernels"]
         ),
+        // CLBlast's tuning parameters read back (its C++ API only): the defaults a failed tuned set returns to, and
+        // the parameters `eddy bench` reports as applied.
+        .target(name: "CLBlastParameters", dependencies: ["CCLBlast"]),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         .executableTarget(name: "KernelEmbedder", path: "Plugins/KernelEmbedder"),
 

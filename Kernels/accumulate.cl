@@ -7,3 +7,11 @@ __kernel void add_float_into_double(const int count, __global const float* part,
     const int i = get_global_id(0);
     if (i < count) total[i] += (double)part[i];
 }
+
+// The device solve (DeviceSolve.swift): a[i][i] += lambda for the first `features` diagonal entries of an ld x ld
+// matrix and += 1 for the padding (its rows and columns are zero, so the padded block becomes the identity).
+__kernel void add_to_diagonal(const int features, const int ld, const double lambda, __global double* a)
+{
+    const int i = get_global_id(0);
+    if (i < ld) a[(size_t)i * ld + i] += i < features ? lambda : 1.0;
+}

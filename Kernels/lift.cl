@@ -1,7 +1,9 @@
 // The dictionary on the device (METHOD.md, "Dictionary"): for each window z of a chunk, the row
 // [1, z, phi(z), u, 0...] with phi(z) = sigma(zW + b), written twice when asked: `sources` with the row scaled by its
 // mask (1 for a pair source, 0 for a row that only serves as a target or pads the chunk), and `full`
-// unscaled (the Koopman form's targets Psi_{t+1}). Rows are `ld` values long (the padded feature count).
+// unscaled (the Koopman form's targets Psi_{t+1}), `shift` rows up: with shift 1, row t of `full` is the lifted row
+// t + 1, so the GEMM reads its targets at offset 0 (CLBlast copies an operand at a non-zero offset into a padded
+// temporary on every call) and row 0 is not written. Rows are `ld` values long (the padded feature count).
 //
 // Built with -DEDDY_DOUBLE for double precision, without it for float.
 
@@ -29,8 +31,8 @@ void lift_hidden(const int rows, const int p, const int width, const int activat
                  __global const real* bias,     // width
                  __global const real* mask,     // rows
                  __global real* sources,        // rows x ld, masked
-                 __global real* full,           // rows x ld, unmasked (written when write_full)
-                 const int write_full)
+                 __global real* full,           // rows x ld, unmasked (written when write_full), `shift` rows up
+                 const int write_full, const int shift)
 {
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int col0 = get_group_id(0) * TILE, row0 = get_group_id(1) * TILE;
@@ -75,7 +77,7 @@ void lift_hidden(const int rows, const int p, const int width, const int activat
             const real v = activation == ACTIVATION_TANH ? tanh(a) : fmax(a, (real)0);
             const size_t o = (size_t)r * ld + 1 + p + c;   // 64-bit: rows x ld may pass 2^31
             sources[o] = m * v;
-            if (write_full) full[o] = v;
+            if (write_full && r >= shift) full[o - (size_t)shift * ld] = v;
         }
     }
 }
@@ -88,7 +90,7 @@ __kernel void lift_frame(const int rows, const int p, const int width, const int
                          __global const real* mask,     // rows
                          __global real* sources,
                          __global real* full,
-                         const int write_full)
+                         const int write_full, const int shift)
 {
     const int c = get_global_id(0), r = get_global_id(1);
     const int frame = ld - width;
@@ -100,5 +102,5 @@ __kernel void lift_frame(const int rows, const int p, const int width, const int
     else if (col - 1 - p - width < inputs) v = u[(size_t)r * inputs + (col - 1 - p - width)];
     const size_t o = (size_t)r * ld + col;
     sources[o] = mask[r] * v;
-    if (write_full) full[o] = v;
+    if (write_full && r >= shift) full[o - (size_t)shift * ld] = v;
 }

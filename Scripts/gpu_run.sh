@@ -6,10 +6,13 @@
 #   summary.json          all steps, the budget, the device, written at the end (and on interruption)
 #   nvidia-smi.csv        clocks, power, temperature and utilisation once a second (when nvidia-smi exists)
 #   cache/                the CLBlast tuning cache (XDG_CACHE_HOME), so tuned parameters come back with the results
-# Steps, in order: environment → eddy devices (again with OCL_ICD_DEBUG when it finds no GPU) → the PyTorch reference
-# (torch_edmd.py beside this script or in the bundle; fp32 Koopman, fp32 recurrent, fp64 Koopman; run outside the
-# bundle's libraries) → eddy bench untuned, one precision per step → eddy tune (bounded; double, then single, each
-# saved as it ends, each with a time budget inside its step's timeout) → eddy bench tuned → chunk sizes.
+#   table.md              the comparison table (also "table" in summary.json): Eddy vs PyTorch, untuned and tuned
+# Steps, in order: environment → eddy devices (again with OCL_ICD_DEBUG when it finds no GPU) → compiler probe (eddy
+# devices --compiler: the PTX the driver emits, inline-PTX mma.sync tf32/f64 with shfl.sync as control, the lift
+# kernel's registers and spills; "not NVIDIA, skipped" elsewhere) → the PyTorch reference (torch_edmd.py beside this
+# script or in the bundle; fp32 Koopman, fp32 recurrent, fp64 Koopman; run outside the bundle's libraries) → eddy
+# bench untuned with --check, one precision per step → eddy tune at the pass's shape (bounded; double, then single,
+# each saved as it ends, each with a time budget inside its step's timeout) → eddy bench tuned → chunk sizes.
 #
 # Usage on the GPU machine (from the unpacked bundle: source .gpu/device-env.sh first):
 #   OUT=/path/to/out bash .gpu/gpu_run.sh [--budget SECONDS]          (default budget 540 s)
@@ -53,12 +56,16 @@ RESERVE=5
 
 # Shapes: the benchmark shape of ../shared/gpu (N = 2^20, d = 32, D = 4096) on a GPU, small ones on PoCL.
 if [ -n "$SMOKE" ]; then
-  ROWS=16384; INPUTS=8; WIDTH=256; CHUNK=4096; TUNE_SIZE=128; TUNE_TRIALS=1; DEVICE_ARGS=(--backend opencl --device pthread)
+  # PoCL compiles every new Xgemm parameter set for tens of seconds: the smoke run tries one single-precision set (the
+  # H100's, which the tests compile anyway) and times only CLBlast's defaults in double.
+  ROWS=16384; INPUTS=8; WIDTH=256; CHUNK=4096; TUNE_TRIALS=1; TUNE_TRIALS_DOUBLE=0; DEVICE_ARGS=(--backend opencl --device pthread)
   STEP_LONG=60; CHUNKS="2048"; REPS=1
 else
-  ROWS=1048576; INPUTS=32; WIDTH=4096; CHUNK=16384; TUNE_SIZE=4096; TUNE_TRIALS=12; DEVICE_ARGS=(--backend opencl)
+  ROWS=1048576; INPUTS=32; WIDTH=4096; CHUNK=16384; TUNE_TRIALS=12; TUNE_TRIALS_DOUBLE=12; DEVICE_ARGS=(--backend opencl)
   STEP_LONG=150; CHUNKS="8192 16384 32768"; REPS=3
 fi
+# The tuner times the pass's own shape: ld = 1 + inputs + width padded to 64 (4160 at the benchmark shape), chunk rows.
+TUNE_SIZE=$(( (1 + INPUTS + WIDTH + 63) / 64 * 64 ))
 
 summary() {
   python3 - "$OUTDIR" "$BUDGET" "$START" "$EDDY" "${SMOKE:-0}" <<'EOF'
@@ -73,8 +80,54 @@ try:
     device = d.get("auto") or d
 except Exception:
     pass
+def load(name):
+    try:
+        text = open(os.path.join(out, name + ".out")).read().strip()
+        return json.loads(text.splitlines()[-1] if name.startswith("torch") else text)
+    except Exception:
+        return None
+def eddy_result(step, form):
+    j = load(step)
+    for r in (j or {}).get("results", []):
+        if r.get("form") == form: return r
+    return None
+# The comparison the device run is for: per form, Eddy double vs PyTorch fp64 and mixed vs PyTorch fp32, untuned and
+# tuned, from this one run; speed = PyTorch total / Eddy total (above 1: Eddy faster). Missing cells are null.
+table = []
+for form, eddy_p, torch_name in [("koopman", "double", "torch-fp64-koopman"), ("koopman", "mixed", "torch-fp32-koopman"),
+                                 ("recurrent", "double", None), ("recurrent", "mixed", "torch-fp32-recurrent")]:
+    t = load(torch_name) if torch_name else None
+    u, tu = eddy_result("eddy-untuned-" + eddy_p, form), eddy_result("eddy-tuned-" + eddy_p, form)
+    def ratio(e): return round(t["total_s"] / e["total_s"], 3) if t and e and e.get("total_s") else None
+    table.append({"form": form, "eddy": eddy_p, "torch": t and t.get("dtype"), "torch_total_s": t and t.get("total_s"),
+                  "torch_gram_s": t and t.get("gram_s"),
+                  "eddy_untuned_total_s": u and u.get("total_s"), "eddy_tuned_total_s": tu and tu.get("total_s"),
+                  "speed_untuned": ratio(u), "speed_tuned": ratio(tu),
+                  "gram_tflops_untuned": u and u.get("gram_tflops"), "gram_tflops_tuned": tu and tu.get("gram_tflops"),
+                  "lift_gbs_untuned": u and u.get("lift_gbs"), "solve_s_untuned": u and u.get("solve_s"),
+                  "device_solve_s_untuned": u and u.get("device_solve_s"), "device_solve_difference": u and u.get("device_solve_difference"),
+                  "check_untuned": u and (u.get("check") or {}).get("max_relative_difference"),
+                  "gemm_path": u and u.get("gemm_path"), "clblast_temp_bytes_per_slice": u and (u.get("traffic_per_slice") or {}).get("clblast_temp_bytes")})
+chunks = []
+for s in steps:
+    if s["name"].startswith("eddy-chunk-"):
+        r = eddy_result(s["name"], "koopman")
+        chunks.append({"chunk_rows": int(s["name"].split("-")[-1]), "total_s": r and r.get("total_s"), "gram_tflops": r and r.get("gram_tflops")})
+card = (load("torch-fp32-koopman") or {}).get("device") or (device if isinstance(device, str) else None)
+def cell(v):
+    return "–" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+lines = [f"card: {card}", "", "| form | Eddy | PyTorch | PyTorch s | Eddy untuned s | Eddy tuned s | speed untuned | speed tuned | Gram TFLOP/s untuned | tuned | lift GB/s | solve host s | solve device s | check |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+for r in table:
+    lines.append("| " + " | ".join(cell(r[k]) for k in ["form", "eddy", "torch", "torch_total_s", "eddy_untuned_total_s", "eddy_tuned_total_s",
+                                                       "speed_untuned", "speed_tuned", "gram_tflops_untuned", "gram_tflops_tuned",
+                                                       "lift_gbs_untuned", "solve_s_untuned", "device_solve_s_untuned", "check_untuned"]) + " |")
+if chunks:
+    lines += ["", "| chunk rows (mixed, Koopman) | total s | Gram TFLOP/s |", "|---|---|---|"]
+    lines += [f"| {c['chunk_rows']} | {cell(c['total_s'])} | {cell(c['gram_tflops'])} |" for c in chunks]
+open(os.path.join(out, "table.md"), "w").write("\n".join(lines) + "\n")
 summary = {"smoke": smoke, "budget_s": budget, "elapsed_s": round(time.time() - start, 3), "eddy": eddy, "device": device,
-           "counts": counts, "steps": steps}
+           "card": card, "counts": counts, "steps": steps, "table": table, "chunks": chunks}
 tmp = os.path.join(out, "summary.json.tmp")
 json.dump(summary, open(tmp, "w"), indent=1)
 os.replace(tmp, os.path.join(out, "summary.json"))
@@ -128,6 +181,9 @@ step devices 60 "$EDDY" devices --json
 if ! grep -q '"gpu"' "$OUTDIR/devices.out" 2>/dev/null && [ -z "$SMOKE" ]; then
   step devices-debug 60 env OCL_ICD_DEBUG=7 "$EDDY" devices
 fi
+# Which PTX the driver emits, whether inline-PTX mma.sync builds and runs (tf32, f64; shfl.sync as control), the lift
+# kernel's registers and spills. Elsewhere it reports "not NVIDIA, skipped" and succeeds.
+step compiler 60 "$EDDY" devices --compiler "${DEVICE_ARGS[@]:2}" --json
 if [ -n "$INJECT" ]; then
   step fail-on-purpose 10 bash -c 'echo "this step fails on purpose" >&2; exit 3'
   step timeout-on-purpose 2 sleep 30
@@ -149,11 +205,12 @@ fi
 # Eddy untuned (the tuning cache under $OUT is still empty), one precision per step, so one failure loses nothing else.
 for p in double mixed; do
   step "eddy-untuned-$p" "$STEP_LONG" "$EDDY" bench "${DEVICE_ARGS[@]}" --precision "$p" --form koopman,recurrent --rows "$ROWS" \
-    --inputs "$INPUTS" --width "$WIDTH" --chunk-rows "$CHUNK" --reps "$REPS" --json
+    --inputs "$INPUTS" --width "$WIDTH" --chunk-rows "$CHUNK" --reps "$REPS" --check --json
 done
 # Tuning, bounded; each precision saved as its step ends.
 for p in double single; do
-  step "tune-$p" "$STEP_LONG" "$EDDY" tune "${DEVICE_ARGS[@]:2}" --precision "$p" --size "$TUNE_SIZE" --trials "$TUNE_TRIALS" \
+  step "tune-$p" "$STEP_LONG" "$EDDY" tune "${DEVICE_ARGS[@]:2}" --precision "$p" --size "$TUNE_SIZE" --rows "$CHUNK" \
+    --trials "$([ "$p" = double ] && echo "$TUNE_TRIALS_DOUBLE" || echo "$TUNE_TRIALS")" \
     --budget $((STEP_LONG * 2 / 3)) --json
 done
 for p in double mixed; do

@@ -28,6 +28,13 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
 fi
+# The CF forecast-file test (Tests/EndToEndTests/WeatherArchiveTests.swift) opens forecasts in xarray, in a virtual
+# environment over Debian's Python (.venv-xarray/): Debian's python3-xarray and python3-netcdf4, no download.
+if ! /usr/bin/python3 -c 'import xarray, netCDF4' 2>/dev/null; then
+  echo "setup: installing python3-xarray and python3-netcdf4 for the CF forecast-file test" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-xarray python3-netcdf4 >/dev/null
+fi
 if ! python3 -c 'import numpy' 2>/dev/null; then
   echo "setup: installing NumPy for the model-file snippet test" >&2
   python3 -m pip install --quiet numpy

@@ -6,7 +6,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time lift, Gram, right-hand sides and solve of one training pass on synthetic data.",
         discussion: """
-        Random windows of --window values (the lifted window z, torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); solve is the Cholesky solve including attempts that failed at a smaller ridge; total = accumulate + solve. With --reps N every time is the fastest of N runs. A configuration that fails is reported (JSON: "failures") and the others still run; the exit status is then 1. Gram TFLOP/s count N·D² with D = 1 + window + width + input count. (--inputs and --controls are the old names of --window and --input-count.)
+        Random windows of --window values (the lifted window z, torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); solve is the Cholesky solve including attempts that failed at a smaller ridge; total = accumulate + solve. With --reps N every time is the fastest of N runs. On OpenCL each result also has the bytes per slice moved and allocated (traffic_per_slice: uploads, read-backs, CLBlast's own temporaries, and the Koopman GEMM's temporary before the lift wrote its targets one row up), the Xgemm parameters CLBlast applied and where from, which GEMM kernel the pass took (direct or indirect), and the check of one slice at the pass's shape against OpenBLAS (--check: a whole chunk). A configuration that fails is reported (JSON: "failures") and the others still run; the exit status is then 1. Gram TFLOP/s count N·D² with D = 1 + window + width + input count. (--inputs and --controls are the old names of --window and --input-count.)
         Example (an H100, beside ../shared/gpu/torch_edmd.py): eddy bench --backend opencl --rows 1048576 --window 32 --width 4096 --json
         """
     )
@@ -25,6 +25,7 @@ struct Bench: ParsableCommand {
     var controls: Int { oldControls ?? inputCount }
     @Option(help: "Rows per chunk (a multiple of 128 on OpenCL).") var chunkRows = 16384
     @Option(help: "Repetitions of each configuration; every time reported is the fastest (torch_edmd.py reports its best of 3).") var reps = 1
+    @Flag(help: "OpenCL: check a whole chunk (--chunk-rows rows, through the pass's own kernels at its shape) against OpenBLAS on the host, not the first 256 rows; the JSON's check says how far G and R were.") var check = false
     @Flag(help: "Print JSON: {\"device\", \"results\": [one object per form and precision], \"failures\": [the configurations that failed, with why]}.") var json = false
 
     func run() throws {
@@ -46,7 +47,7 @@ struct Bench: ParsableCommand {
             for f in forms {
                 for p in device == nil ? [Precision.double] : precisions where p == .mixed || device?.fp64 != false {
                     do {
-                        results.append(try Benchmark.run(shape, form: f, precision: p, device: device, repetitions: reps))
+                        results.append(try Benchmark.run(shape, form: f, precision: p, device: device, repetitions: reps, checkRows: check ? chunkRows : nil))
                     } catch let e as EddyError {
                         failures.append((f, p, e.message))
                         if !json { printError("eddy: warning: bench \(f.rawValue) \(p.rawValue) failed: \(e.message)") }
@@ -74,6 +75,11 @@ struct Bench: ParsableCommand {
             }
             for r in results where r.solveRidge != 1e-8 {
                 print("\(r.form.rawValue) \(r.precision): G + λI was not positive definite at α = 1e-8; the solve used α = \(Format.general(r.solveRidge)) (failed attempts: \(Format.fixed(r.solveFailed, 4)) s of the solve's)")
+            }
+            for r in results {
+                guard let t = r.traffic else { continue }
+                print("\(r.form.rawValue) \(r.precision): \(r.gemmPath ?? "?") GEMM; per slice: upload \(t.uploadBytes >> 10) KiB, read back \(t.downloadBytes >> 10) KiB, CLBlast temporaries \(t.clblastTempBytes >> 10) KiB (SYRK \(t.syrkTempBytes >> 10) KiB, GEMM \(t.gemmTempBytes >> 10) KiB; before the shifted lift: \(t.previousGemmTempBytes >> 10) KiB)"
+                      + (r.checkDifference.map { "; check on \(r.checkRows ?? 0) rows: \(Format.scientific($0)) from OpenBLAS" } ?? ""))
             }
             for f in failures { print("\(f.form.rawValue) \(f.precision.rawValue): failed: \(f.message)") }
             if !failures.isEmpty { throw ExitCode.failure }

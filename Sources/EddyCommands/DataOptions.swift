@@ -3,7 +3,7 @@ import Eddy
 
 /// The data options every command that reads trajectories shares.
 struct DataOptions: ParsableArguments {
-    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), a NetCDF (.nc) file of gridded fields, or a directory of CSV/.npy files (one trajectory each).")
+    @Option(help: "A CSV file with a header, an .npy array (T, n) or (E, T, n), NetCDF data (a .nc file of gridded fields, or several joined along time: a directory of .nc files, a quoted glob 'era5_*.nc' or a comma list), or a directory of CSV/.npy files (one trajectory each).")
     var data: String
 
     @Option(help: "The column naming the trajectory (episode) each CSV row belongs to, e.g. a station. Rows of one episode must be contiguous. Default: a column named 'episode'.")
@@ -47,6 +47,12 @@ struct DataOptions: ParsableArguments {
 
     @Option(help: "NetCDF only: keep grid points inside latMin,latMax,lonMin,lonMax (degrees; longitudes modulo 360).")
     var ncBox: String?
+
+    @Option(help: "NetCDF only: the time dimension (or 1-D time variable). Default: a dimension named time or valid_time, a variable with CF axis T or standard_name time, or the unlimited dimension.")
+    var ncTime: String?
+
+    @Flag(help: "NetCDF only: step by calendar month (monthly means with CF dates 28–31 days apart): times become months since January 1970, plain numbers.")
+    var ncMonths = false
 
     /// The spec for training data.
     func spec(dt: Double? = nil) throws -> DataSpec {
@@ -105,6 +111,11 @@ struct DataOptions: ParsableArguments {
         s.from = try from.map { try parseTime($0, "--from", format: s.timeFormat) }
         s.until = try until.map { try parseTime($0, "--until", format: s.timeFormat) }
         if let v = ncVariables { s.ncVariables = splitList(v) }
+        if let t = ncTime {
+            if t.isEmpty { throw EddyError("--nc-time: name a time dimension or variable") }
+            s.ncTime = t
+        }
+        if ncMonths { s.ncMonths = true }
         if let l = ncLevels {
             s.ncLevels = try splitList(l).map {
                 guard let i = Int($0), i >= 0 else { throw EddyError("--nc-levels: '\($0)' is not a level index (an integer ≥ 0)") }

@@ -11,11 +11,14 @@ struct Devices: ParsableCommand {
     )
 
     @Option(help: "Precision auto would run in: double or mixed (a GPU without FP64 qualifies only for mixed).") var precision = "double"
+    @Flag(help: "Instead of the list: build Eddy's lift kernel on a device (auto's GPU or --device) and report the compiler's binary (PTX version and target on NVIDIA), the lift kernel's registers and spills, and whether inline-PTX mma.sync (tf32, f64) and the shfl.sync control build and run correctly (NVIDIA only; elsewhere \"not NVIDIA, skipped\").") var compiler = false
+    @Option(help: "With --compiler: the OpenCL device, an index or part of a name (default: auto's GPU, else the first device).") var device: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         try reportingErrors {
             let p: Precision = try parseChoice(precision, "--precision")
+            if device != nil && !compiler { throw EddyError("--device applies to --compiler (eddy devices lists every device)") }
             let cpu = CPUBackend()
             if let reason = OpenCLProbe.failure() {
                 // A driver that crashes or hangs is never loaded into this process: the CPU is all there is.
@@ -32,6 +35,21 @@ struct Devices: ParsableCommand {
                 return
             }
             let survey = DeviceSurvey.take()
+            if compiler {
+                let chosen = device.map { q in survey.devices.first { $0.matches(q) } } ?? (BackendSelection.autoCandidate(survey.devices, precision: .mixed) ?? survey.devices.first)
+                guard let d = chosen else {
+                    throw EddyError(device.map { "--device \($0): no such OpenCL device" } ?? "--compiler: no OpenCL device (eddy devices explains)")
+                }
+                let r = try CompilerProbe.run(device: d)
+                if json { print(r.json.text); return }
+                print("\(d.name) (\(d.platform), driver \(d.driver)): lift.cl binary \(r.binaryKind)"
+                      + (r.ptxVersion.map { ", PTX \($0)" } ?? "") + (r.ptxTarget.map { ", target \($0)" } ?? ""))
+                if let reg = r.registers { print("  lift registers: \(reg)") }
+                if let sp = r.spills { print("  lift spills: \(sp)") }
+                if let why = r.skipped { print("  inline-PTX probes: \(why)") }
+                for p in r.probes { print("  \(p.name): \(p.message)") }
+                return
+            }
             let candidate = BackendSelection.autoCandidate(survey.devices, precision: p)
             // What auto really does, self-test included (only where there is a GPU to test).
             let (_, reason) = try BackendSelection.make(.auto, precision: p)

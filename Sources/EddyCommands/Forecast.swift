@@ -9,7 +9,7 @@ import Darwin
 struct ForecastOptions: ParsableArguments {
     @Option(help: "The model file written by eddy train.") var model: String
     @OptionGroup var data: DataOptions
-    @Option(parsing: .unconditional, help: "Steps to forecast.") var horizon: Int
+    @Option(help: "Steps to forecast.") var horizon: Int
     @Option(help: "Origins: 'last' (the last k rows of each trajectory), 'every:S' (every S rows where the horizon has truth) or a list of row indices '100,200'.")
     var origins: String?
 
@@ -25,7 +25,11 @@ struct ForecastOptions: ParsableArguments {
     }
 
     /// The files this command reads, for `OutputGuard`.
-    var inputPaths: [(option: String, path: String?)] { [("--model", model), ("--data", data.data)] }
+    var inputPaths: [(option: String, path: String?)] {
+        // NetCDF data may be several files (a directory, glob or list): each is an input.
+        let files = NetCDFReader.names(data.data) && !FileSystem.exists(data.data) ? (try? NetCDFReader.files(data.data)) ?? [] : []
+        return [("--model", model), ("--data", data.data)] + files.map { ("--data", $0) }
+    }
 
     /// Option ranges that need no file: checked before anything is read.
     func checkOptions() throws {
@@ -36,11 +40,19 @@ struct ForecastOptions: ParsableArguments {
     /// origin holds per horizon step per variable beyond the forecast and its truth (baselines); a horizon whose
     /// buffers for a single origin would pass `SizeGuard.maxValues` is refused before the data are read.
     func load(heldPerStep: Int = 0) throws -> (Model, [Segment], DataSpec) {
+        let (model, segments, spec, _) = try loadWithAttributes(heldPerStep: heldPerStep)
+        return (model, segments, spec)
+    }
+
+    /// `load`, and the NetCDF attributes of the data (units, names of the fields and coordinates) for a forecast file.
+    func loadWithAttributes(heldPerStep: Int = 0) throws -> (Model, [Segment], DataSpec, NetCDFAttributes?) {
         try checkOptions()
         let model = try readModel(self.model)
         try checkHorizon(model: model, origins: 1, heldPerStep: heldPerStep)
-        if data.data.lowercased().hasSuffix(".nc") {
-            try InputGuard.requireRegularFile(data.data, option: "--data", reason: "netCDF files are read by random access")
+        if NetCDFReader.names(data.data) {
+            for file in try NetCDFReader.files(data.data) {
+                try InputGuard.requireRegularFile(file, option: "--data", reason: "netCDF files are read by random access")
+            }
         }
         let spec = try data.spec(for: model)
         for note in data.overrides(of: model) { printError("eddy: note: \(note)") }
@@ -50,11 +62,12 @@ struct ForecastOptions: ParsableArguments {
         let loaded: (reader: RowReader, segments: [Segment])
         do { loaded = try DataSource.loadSegments(spec) } catch let e as EddyError { throw EddyError(e.message + origin) }
         let (reader, segments) = loaded
+        for w in reader.warnings { printError("eddy: warning: \(w)") }
         if reader.variableNames != model.metadata.variables || reader.inputNames != model.metadata.inputs {
             throw EddyError("\(spec.path): the data give variables \(reader.variableNames) and inputs \(reader.inputNames); the model \(self.model) needs \(model.metadata.variables) and \(model.metadata.inputs)" + origin)
         }
         if segments.isEmpty { throw EddyError("\(spec.path): no valid rows") }
-        return (model, segments, spec)
+        return (model, segments, spec, (reader as? NetCDFReader)?.attributes)
     }
 
     /// Refuses a horizon whose buffers (forecast, truth, inputs and `heldPerStep` more per variable, for `origins`
@@ -69,10 +82,17 @@ struct ForecastOptions: ParsableArguments {
 }
 
 struct Forecast: ParsableCommand {
+    /// Where an .npy forecast's cases go: `f.npy` → `f.cases.csv` (forecast index, episode, origin row and, with
+    /// times, the reference time); nil for other outputs.
+    static func casesPath(_ out: String) -> String? {
+        guard out.lowercased().hasSuffix(".npy") else { return nil }
+        return String(out.dropLast(4)) + ".cases.csv"
+    }
+
     static let configuration = CommandConfiguration(
         abstract: "Forecast H steps ahead with a trained model, from the end of each trajectory or from given origins.",
         discussion: """
-        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin_row' (the origin's row in its trajectory segment) when origins were given, 'step' (1…H), 'time' with --time-column, one column per variable, in the data's units, and 'flag' (always there: 'diverged' from the step where a forecast left the training range by more than its width or turned non-finite, else empty). --out - writes the CSV to standard output. An .npy output holds (B, H, n). A .nc output puts gridded fields back on their grid: VAR(forecast, step, DIMS…) with the coordinates read from the variable names VAR[DIM=VALUE:…], plus origin_row, flag and the valid time. Models with inputs take future inputs from the data, or from --future-inputs past its end.
+        The CSV output has one row per trajectory (and origin) and step: the episode column, 'origin_row' (the origin's row in its trajectory segment) when origins were given, 'step' (1…H), 'time' with --time-column, one column per variable, in the data's units, and 'flag' (always there: 'diverged' from the step where a forecast left the training range by more than its width or turned non-finite, else empty). --out - writes the CSV to standard output. An .npy output holds (B, H, n), with its cases beside it in OUT.cases.csv (forecast index, episode, origin_row, reference_time). A .nc output is CF-1.8: gridded fields back on their grid, VAR(forecast, step, DIMS…), with the coordinates read from the variable names VAR[DIM=VALUE:…] and the units and names the data file gave them; episode(forecast), reference_time(forecast), time(forecast, step) (valid time), forecast_period(step) (the lead), origin_row and flag. Models with inputs take future inputs from the data, or from --future-inputs past its end.
         Example: eddy forecast --model m.safetensors --data test.csv --episode-column episode --horizon 50 --out f.csv --plot f.svg
         """
     )
@@ -83,7 +103,7 @@ struct Forecast: ParsableCommand {
     @Option(help: "Also draw truth, forecast and baselines per variable (or maps, for gridded fields) of one forecast as an SVG.") var plot: String?
     @Option(parsing: .unconditional, help: "The forecast --plot draws: its number (1-based) among the forecasts written, in their order.") var plotIndex = 1
     @Option(help: "Gridded fields: the level --plot maps, by its value as in the variable names (e.g. 500 for VAR[level=500:…]) or its index (default: the first).") var plotLevel: String?
-    @Option(help: "Units of the variables for the plot's axes, as NAME=UNIT pairs, comma-separated (e.g. temp=°F,humid=%,wind_speed=mph,pressure=mbar); default 'data units'.") var units: String?
+    @Option(help: "Units of the variables for the plot's axes, as NAME=UNIT pairs, comma-separated (e.g. temp=°F,humid=%,wind_speed=mph,pressure=mbar); default: those stored in the model, else 'data units'.") var units: String?
     @Flag(help: "Print a JSON report on stdout (not with --out -).") var json = false
 
     func run() throws {
@@ -91,14 +111,15 @@ struct Forecast: ParsableCommand {
             // Everything that can be checked before the work: option ranges, then the outputs (not an input, not
             // each other, not a special file, in a writable directory).
             try options.checkOptions()
+            let sidecar = Forecast.casesPath(out)
             try OutputPath.checkStdout([("--out", out)], json: json)
-            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--plot", plot)]),
+            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--out (its cases)", sidecar), ("--plot", plot)]),
                                   inputs: options.inputPaths + [("--future-inputs", futureInputs)])
             try OutputPath.check(out, option: "--out", [".csv", ".npy", ".nc"], stdout: true)
             try OutputPath.check(plot, option: "--plot", [".svg"])
             let unitMap = try parseUnits(units)
             if plotIndex < 1 { throw EddyError("--plot-index must be at least 1 (the first forecast), got \(plotIndex)") }
-            let (model, segments, spec) = try options.load()
+            let (model, segments, spec, attributes) = try options.loadWithAttributes()
             if plot != nil { try MapPlot.checkLevel(plotLevel, model: model) } else if plotLevel != nil { throw EddyError("--plot-level applies to --plot; give --plot FILE.svg") }
             try checkUnits(unitMap, variables: model.metadata.variables)
             // Units given here, over those stored in the model (train --units).
@@ -118,39 +139,51 @@ struct Forecast: ParsableCommand {
             }
             let lower = out.lowercased()
             // .nc and .npy are written batch by batch of origins (at most 2²² forecast values each), so a wide state's
-            // forecasts are never all held; a CSV is built whole (its flag column appears only when needed).
+            // forecasts are never all held; a CSV is built whole.
             let batch = lower.hasSuffix(".nc") || lower.hasSuffix(".npy") ? originsPerBatch(horizon: h, variables: n) : picks.count
             try options.checkHorizon(model: model, origins: min(batch, picks.count),
                                      advice: "use fewer --horizon steps or --origins, or write .npy or .nc (written in batches of origins)")
             let timed = picks.allSatisfy { segments[$0.segment].times.count == segments[$0.segment].rowCount }
-            let netcdf = lower.hasSuffix(".nc") ? try ForecastNetCDF(path: out, model: model, count: picks.count, horizon: h, timed: timed) : nil
+            let netcdf = lower.hasSuffix(".nc") ? try ForecastNetCDF(path: out, model: model, count: picks.count, horizon: h, timed: timed,
+                                                                     attributes: attributes) : nil
             let npy = lower.hasSuffix(".npy") ? try AtomicFile(path: out) : nil
             try npy?.write(NPY.header(shape: [picks.count, h, n]))
+            // An .npy holds numbers only: which trajectory (station), origin and time each forecast is goes beside it.
+            let cases = try sidecar.map { try AtomicFile(path: $0) }
+            let dates = model.metadata.shaping?.timesAreDates == true
+            try cases?.write(Array("forecast,\(spec.episodeColumn ?? "episode"),origin_row\(timed ? ",reference_time" : "")\n".utf8))
             var diverged: [(episode: String, origin: Int, step: Int)] = []
             var first: (ForecastCase, [Double])?
             for start in stride(from: 0, to: picks.count, by: batch) {
-                let cases = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + batch)],
-                                                 horizon: h, futureInputs: future, path: spec.path)
-                let values = Forecaster.run(model: model, cases: cases, horizon: h)
+                let batchCases = try Forecaster.cases(model: model, segments: segments, picks: picks[start..<min(picks.count, start + batch)],
+                                                  horizon: h, futureInputs: future, path: spec.path)
+                let values = Forecaster.run(model: model, cases: batchCases, horizon: h)
                 // The forecast to plot, when it is in this batch.
                 let local = plotIndex - 1 - start
-                if first == nil, local >= 0, local < cases.count { first = (cases[local], Array(values[(local * h * n)..<((local + 1) * h * n)])) }
+                if first == nil, local >= 0, local < batchCases.count { first = (batchCases[local], Array(values[(local * h * n)..<((local + 1) * h * n)])) }
                 // Forecasts that turned non-finite or left the training range by more than its width: flagged from that step on.
-                let bad = Evaluator.diverged(model: model, forecasts: values, cases: cases.count, horizon: h)
-                diverged += bad.map { (cases[$0.case].episode, cases[$0.case].origin, $0.step) }
+                let bad = Evaluator.diverged(model: model, forecasts: values, cases: batchCases.count, horizon: h)
+                diverged += bad.map { (batchCases[$0.case].episode, batchCases[$0.case].origin, $0.step) }
                 let firstBad = Dictionary(uniqueKeysWithValues: bad.map { ($0.case, $0.step) })
                 if let netcdf {
-                    try netcdf.write(cases: cases, forecasts: values, firstDiverged: firstBad, at: start)
+                    try netcdf.write(cases: batchCases, forecasts: values, firstDiverged: firstBad, at: start)
                 } else if let npy {
                     try npy.write(doubles: values)
+                    var text = ""
+                    for (c, fc) in batchCases.enumerated() {
+                        let t = timed ? "," + (fc.time.map { dates ? TimeParser.iso($0) : "\($0)" } ?? "") : ""
+                        text += "\(start + c),\(csvField(fc.episode)),\(fc.origin)\(t)\n"
+                    }
+                    try cases?.write(Array(text.utf8))
                 } else {
-                    try OutputPath.write(forecastCSV(model: model, cases: cases, values: values, horizon: h, firstBad: firstBad,
+                    try OutputPath.write(forecastCSV(model: model, cases: batchCases, values: values, horizon: h, firstBad: firstBad,
                                                      episodeColumn: spec.episodeColumn, withOrigin: options.origins != nil && options.origins != "last"),
                                          to: out)
                 }
             }
             try netcdf?.commit()
             try npy?.commit()
+            try cases?.commit()
             if let plot, let (fc, forecast) = first {
                 try AtomicFile.write(forecastPlot(model: model, fc: fc, forecast: forecast, horizon: h, units: plotUnits, level: plotLevel), to: plot)
             }

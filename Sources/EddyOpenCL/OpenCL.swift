@@ -10,8 +10,27 @@ import Glibc
 
 /// Throws an `EddyError` for a failed OpenCL call.
 func check(_ status: cl_int, _ call: @autoclosure () -> String) throws {
-    guard status == CL_SUCCESS else { throw EddyError("OpenCL: \(call()) failed: \(statusName(status))") }
+    guard status == CL_SUCCESS else {
+        let name = call()
+        throw EddyError("OpenCL: \(name) failed: \(statusName(status))" + (isWait(name) ? lateFaultNote(status) : ""))
+    }
 }
+
+/// Calls that wait for earlier work: a failure there may belong to any kernel enqueued before.
+private func isWait(_ call: String) -> Bool {
+    ["clFinish", "clWaitForEvents", "clEnqueueReadBuffer"].contains { call.hasPrefix($0) }
+}
+
+/// NVIDIA's OpenCL reports a kernel that faulted (an out-of-bounds access, a watchdog timeout) only later, when the
+/// host waits or reads, as CL_INVALID_COMMAND_QUEUE or CL_OUT_OF_RESOURCES, and the context is dead from then on.
+/// The words "the context is unusable" mark such an error (`isLateFault`).
+func lateFaultNote(_ status: cl_int) -> String {
+    guard status == -36 || status == -5 else { return "" }
+    return " — at a wait or read-back this means an earlier kernel faulted (on NVIDIA: an out-of-bounds access or a time-out of a long kernel); the context is unusable and must be recreated; try smaller --chunk-rows"
+}
+
+/// Whether an error is a late kernel fault (`lateFaultNote`): the context must be replaced before going on.
+public func isLateFault(_ message: String) -> Bool { message.contains("the context is unusable") }
 
 /// `CL_OUT_OF_RESOURCES (-5)` for the statuses one meets; the bare number otherwise.
 func statusName(_ status: cl_int) -> String {
@@ -223,6 +242,22 @@ final class CLBuffer: @unchecked Sendable {
         return CLEvent(event!)
     }
 
+    /// Enqueues a device-side copy of all of `source` (at most this buffer's size) into this buffer.
+    func copy(from source: CLBuffer, on queue: cl_command_queue) throws {
+        try check(clEnqueueCopyBuffer(queue, source.mem, mem, 0, 0, min(bytes, source.bytes), 0, nil, nil), "clEnqueueCopyBuffer")
+    }
+
+    /// Reads (`write` false, blocking) or writes (blocking) a `rows × columns` block of doubles of a column-major matrix
+    /// with leading dimension `ld`, starting at (`row`, `column`), from or into `host` (leading dimension `rows`).
+    func block(_ write: Bool, on queue: cl_command_queue, row: Int, column: Int, rows: Int, columns: Int, ld: Int,
+               host: UnsafeMutableRawPointer) throws {
+        var origin = [row * 8, column, 0], hostOrigin = [0, 0, 0], region = [rows * 8, columns, 1]
+        let status = write
+            ? clEnqueueWriteBufferRect(queue, mem, cl_bool(CL_TRUE), &origin, &hostOrigin, &region, ld * 8, 0, rows * 8, 0, host, 0, nil, nil)
+            : clEnqueueReadBufferRect(queue, mem, cl_bool(CL_TRUE), &origin, &hostOrigin, &region, ld * 8, 0, rows * 8, 0, host, 0, nil, nil)
+        try check(status, write ? "clEnqueueWriteBufferRect" : "clEnqueueReadBufferRect")
+    }
+
     /// Copies the first `count` bytes back, blocking.
     func download(on queue: cl_command_queue, into host: UnsafeMutableRawPointer, bytes count: Int) throws {
         try check(clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), 0, count, host, 0, nil, nil), "clEnqueueReadBuffer")
@@ -305,6 +340,7 @@ final class CLKernel: @unchecked Sendable {
 
     enum Argument {
         case int(Int)
+        case double(Double)
         case buffer(CLBuffer)
     }
 
@@ -314,6 +350,9 @@ final class CLKernel: @unchecked Sendable {
             case .int(let v):
                 var x = cl_int(v)
                 try check(clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_int>.size, &x), "clSetKernelArg(\(name), \(i))")
+            case .double(let v):
+                var x = v
+                try check(clSetKernelArg(kernel, cl_uint(i), MemoryLayout<Double>.size, &x), "clSetKernelArg(\(name), \(i))")
             case .buffer(let b):
                 var m: cl_mem? = b.mem
                 try check(clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &m), "clSetKernelArg(\(name), \(i))")
@@ -332,5 +371,30 @@ final class CLKernel: @unchecked Sendable {
         }
         try check(status, "clEnqueueNDRangeKernel(\(name))")
         return CLEvent(event!)
+    }
+}
+
+extension CLProgram {
+    /// The build log (warnings, and on NVIDIA with -cl-nv-verbose the ptxas register and spill lines), full length.
+    func log(for device: OpenCLDevice) -> String {
+        var size = 0
+        guard clGetProgramBuildInfo(program, device.handle.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
+              size > 1 else { return "" }
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        _ = clGetProgramBuildInfo(program, device.handle.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
+        return bytes.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingSpaces()
+    }
+
+    /// The program's binary for its one device (`CL_PROGRAM_BINARIES`: PTX text on NVIDIA, an ELF or bitcode elsewhere).
+    func binary() -> [UInt8] {
+        var size = 0
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS,
+              size > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let status: cl_int = bytes.withUnsafeMutableBufferPointer { b in
+            var pointers: [UnsafeMutablePointer<UInt8>?] = [b.baseAddress]
+            return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointers, nil)
+        }
+        return status == CL_SUCCESS ? bytes : []
     }
 }

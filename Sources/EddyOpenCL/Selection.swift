@@ -31,7 +31,7 @@ public enum BackendSelection {
             let device = try pick(devices, query, share: share)
             do {
                 let backend = try OpenCLBackend(device: device, precision: precision, rows: rows, liftSource: liftSource)
-                let diff = try selfTest(backend)
+                let diff = try selfTestWithDefaultsAfterTuning(backend)
                 return (backend, "opencl: \(device.name) (\(device.platform)), \(precision.rawValue) precision: chosen with --backend opencl; self-test passed (max relative difference \(Format.scientific(diff)) from OpenBLAS)" + tuned(backend))
             } catch let e as EddyError {
                 throw EddyError("--backend opencl on \(device.name): \(e.message)")
@@ -59,7 +59,7 @@ public enum BackendSelection {
             for device in candidates {
                 do {
                     let backend = try OpenCLBackend(device: device, precision: precision, rows: rows, liftSource: liftSource)
-                    let diff = try selfTest(backend)
+                    let diff = try selfTestWithDefaultsAfterTuning(backend)
                     return (FallbackBackend(backend),
                             "opencl: \(device.name) (\(device.platform)), \(precision.rawValue) precision: self-test passed (max relative difference \(Format.scientific(diff)) from OpenBLAS)" + tuned(backend))
                 } catch let e as EddyError {
@@ -127,6 +127,17 @@ public enum BackendSelection {
         return diff
     }
 
+    /// The self-test; when it fails with tuned parameters applied, once more with CLBlast's defaults (the tuned entry is
+    /// removed from the cache and a warning kept for the backend's caller).
+    static func selfTestWithDefaultsAfterTuning(_ backend: OpenCLBackend) throws -> Double {
+        do {
+            return try selfTest(backend)
+        } catch let e as EddyError where backend.tuning != nil {
+            _ = try backend.dropTuning(because: e.message)
+            return try selfTest(backend)
+        }
+    }
+
     /// max |a − b| / max |b|.
     static func relativeDifference(_ a: [Double], _ b: [Double]) -> Double {
         var d = 0.0, s = 0.0
@@ -137,7 +148,17 @@ public enum BackendSelection {
         return a.count == b.count ? d / max(s, .leastNormalMagnitude) : .infinity
     }
 
-    static func tuned(_ backend: OpenCLBackend) -> String { backend.tuning.map { "; \($0)" } ?? "" }
+    /// Which CLBlast GEMM kernel a call of this size takes: `indirect` (Xgemm, with pad/transpose copies where the
+    /// operands need them) at m·n·k ≥ XGEMM_MIN_INDIRECT_SIZE³, else `direct` (XgemmDirect).
+    static func gemmPath(m: Int, n: Int, k: Int, threshold: Int?) -> String {
+        guard let t = threshold else { return "unknown-path" }
+        return m * n * k >= t * t * t ? "indirect" : "direct"
+    }
+
+    static func tuned(_ backend: OpenCLBackend) -> String {
+        if let why = backend.tuningDropped { return "; the cached tuned CLBlast parameters failed (\(why)): CLBlast's defaults, entry removed from the cache" }
+        return backend.tuning.map { "; \($0)" } ?? ""
+    }
 
     static func firstLine(_ s: String) -> String { String(s.split(separator: "\n").first ?? "") }
 }
@@ -147,13 +168,17 @@ public enum BackendSelection {
 /// is reported.
 final class FallbackBackend: Backend {
     private var active: Backend
+    private let primary: OpenCLBackend
     private var warnings: [String] = []
 
-    init(_ primary: OpenCLBackend) { active = primary }
+    init(_ primary: OpenCLBackend) {
+        active = primary
+        self.primary = primary
+    }
 
     func takeWarnings() -> [String] {
         defer { warnings = [] }
-        return warnings
+        return primary.takeWarnings() + warnings
     }
 
     var opencl: OpenCLBackend? { active as? OpenCLBackend }

@@ -23,7 +23,7 @@ struct GPURunTests {
         let status = Dictionary(uniqueKeysWithValues: steps.map { ($0["name"] as! String, $0["status"] as! String) })
         #expect(status["fail-on-purpose"] == "failed")
         #expect(status["timeout-on-purpose"] == "timeout")
-        for name in ["environment", "devices", "eddy-untuned-double", "eddy-untuned-mixed", "tune-double", "tune-single",
+        for name in ["environment", "devices", "compiler", "eddy-untuned-double", "eddy-untuned-mixed", "tune-double", "tune-single",
                      "eddy-tuned-double", "eddy-tuned-mixed", "eddy-chunk-2048"] {
             #expect(status[name] == "ok", "\(name): \(status[name] ?? "missing"); \(run.stderr)")
         }
@@ -31,6 +31,21 @@ struct GPURunTests {
         let bench = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/eddy-tuned-double.out"))) as! [String: Any]
         #expect((bench["results"] as? [Any])?.count == 2)
         #expect((bench["failures"] as? [Any])?.isEmpty == true)
+        // The compiler probe ran; on PoCL it says the PTX probes were skipped.
+        let compiler = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/compiler.out"))) as! [String: Any]
+        if compiler["nvidia"] as? Bool == false { #expect((compiler["skipped"] as? String)?.hasPrefix("not NVIDIA") == true) }
+        // The untuned steps checked a whole chunk at the pass's shape against OpenBLAS.
+        let untuned = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/eddy-untuned-double.out"))) as! [String: Any]
+        for r in untuned["results"] as! [[String: Any]] {
+            let check = r["check"] as? [String: Any]
+            #expect(check?["rows"] as? Int == 4096 && (check?["max_relative_difference"] as? Double).map { $0 <= 1e-10 } == true, "\(r)")
+            #expect(r["traffic_per_slice"] is [String: Any] && r["clblast_xgemm"] is [String: Any])
+        }
+        // The table has a row per form and precision, filled from this run's steps (PyTorch's cells stay empty here).
+        let table = s["table"] as! [[String: Any]]
+        #expect(table.count == 4)
+        #expect(table.allSatisfy { ($0["eddy_untuned_total_s"] as? Double).map { $0 > 0 } == true && ($0["eddy_tuned_total_s"] as? Double).map { $0 > 0 } == true })
+        #expect(FileManager.default.fileExists(atPath: dir + "/table.md"))
         // Each tuning step reports its precision (whether a set beat CLBlast's defaults varies; a winner goes to cache/).
         for p in ["double", "single"] {
             let tune = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tune-\(p).out"))) as! [String: Any]

@@ -10,13 +10,17 @@ public struct ClassicNetCDFBuilder: Sendable {
         /// Every value (a record variable's: all records, record after record).
         public var values: [Double]
         public var attributes: [(String, String)]
+        /// Numeric attributes (name, nc_type, values), after the text ones: `scale_factor`, `_FillValue`, ….
+        public var numericAttributes: [(String, Int, [Double])]
 
-        public init(_ name: String, _ dimensions: [Int], type: Int = 6, values: [Double], attributes: [(String, String)] = []) {
+        public init(_ name: String, _ dimensions: [Int], type: Int = 6, values: [Double], attributes: [(String, String)] = [],
+                    numericAttributes: [(String, Int, [Double])] = []) {
             self.name = name
             self.dimensions = dimensions
             self.type = type
             self.values = values
             self.attributes = attributes
+            self.numericAttributes = numericAttributes
         }
     }
 
@@ -82,15 +86,23 @@ public struct ClassicNetCDFBuilder: Sendable {
             header.append(("\(label).namelen", nonNeg(b.count)))
             header.append(("\(label).name", b + [UInt8](repeating: 0, count: Self.padded(b.count) - b.count)))
         }
-        func attributes(_ label: String, _ list: [(String, String)]) {
-            header.append(("\(label).tag", be(list.isEmpty ? 0 : 0x0C, 4)))
-            header.append(("\(label).count", nonNeg(list.count)))
+        func attributes(_ label: String, _ list: [(String, String)], _ numeric: [(String, Int, [Double])] = []) {
+            header.append(("\(label).tag", be(list.isEmpty && numeric.isEmpty ? 0 : 0x0C, 4)))
+            header.append(("\(label).count", nonNeg(list.count + numeric.count)))
             for (i, (key, value)) in list.enumerated() {
                 name("\(label).\(i)", key)
                 header.append(("\(label).\(i).type", be(2, 4)))
                 let v = Array(value.utf8)
                 header.append(("\(label).\(i).count", nonNeg(v.count)))
                 header.append(("\(label).\(i).values", v + [UInt8](repeating: 0, count: Self.padded(v.count) - v.count)))
+            }
+            for (j, (key, type, values)) in numeric.enumerated() {
+                let i = list.count + j
+                name("\(label).\(i)", key)
+                header.append(("\(label).\(i).type", be(UInt64(type), 4)))
+                header.append(("\(label).\(i).count", nonNeg(values.count)))
+                let b = values.flatMap { encode($0, type) }
+                header.append(("\(label).\(i).values", b + [UInt8](repeating: 0, count: Self.padded(b.count) - b.count)))
             }
         }
         header.append(("magic", Array("CDF".utf8) + [version]))
@@ -109,7 +121,7 @@ public struct ClassicNetCDFBuilder: Sendable {
             name("var.\(k)", v.name)
             header.append(("var.\(k).ndims", nonNeg(v.dimensions.count)))
             for (a, id) in v.dimensions.enumerated() { header.append(("var.\(k).dimid.\(a)", nonNeg(id))) }
-            attributes("var.\(k).atts", v.attributes)
+            attributes("var.\(k).atts", v.attributes, v.numericAttributes)
             header.append(("var.\(k).type", be(UInt64(v.type), 4)))
             header.append(("var.\(k).vsize", nonNeg(Self.padded(size(v)))))
             beginFields.append(header.count)

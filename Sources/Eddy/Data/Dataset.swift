@@ -36,6 +36,12 @@ public struct DataSpec: Sendable {
     /// NetCDF only: keep the grid points inside this box (degrees, by the 1-D `lat`/`latitude` and `lon`/`longitude`
     /// coordinates; longitudes compared modulo 360, so `lonMin > lonMax` crosses the date line); nil: the whole grid.
     public var ncBox: (latMin: Double, latMax: Double, lonMin: Double, lonMax: Double)?
+    /// NetCDF only: the time dimension, or a 1-D time variable (and so its dimension); nil: found by convention
+    /// (`time`, `valid_time`, CF `axis: T` or `standard_name: time`, the unlimited dimension).
+    public var ncTime: String?
+    /// NetCDF only: step by calendar month (monthly means stamped with CF dates 28–31 days apart): each time becomes
+    /// its month, counted from January 1970 (= 0), as a plain number.
+    public var ncMonths = false
 
     public init(path: String, columns: [String]? = nil, inputs: [String] = [], episodeColumn: String? = nil, blockRows: Int = 4096) {
         self.path = path
@@ -73,6 +79,9 @@ public protocol RowReader: AnyObject {
     var timesAreDates: Bool { get }
     /// What `--fill-gaps` filled so far.
     var fill: FillReport { get }
+    /// What the reader noticed about the data without refusing it (e.g. NetCDF times read as plain numbers,
+    /// irregular time steps), one sentence each.
+    var warnings: [String] { get }
     func next() throws -> RowBlock?
 }
 
@@ -80,14 +89,16 @@ extension RowReader {
     public var width: Int { variableNames.count + inputNames.count }
     public var timesAreDates: Bool { false }
     public var fill: FillReport { FillReport() }
+    public var warnings: [String] { [] }
 }
 
 public enum DataSource {
-    /// Opens a CSV file, an `.npy` file, a NetCDF (`.nc`) file or a directory of CSV/`.npy` files, chosen by what the path is.
+    /// Opens a CSV file, an `.npy` file, NetCDF data (a `.nc` file, or a directory, glob or comma-separated list of
+    /// them: one dataset joined along time) or a directory of CSV/`.npy` files, chosen by what the path is.
     public static func open(_ spec: DataSpec) throws -> RowReader {
+        if NetCDFReader.names(spec.path) { return try NetCDFReader(spec: spec) }
         if FileSystem.isDirectory(spec.path) { return try DirectoryReader(spec: spec) }
         if spec.path.lowercased().hasSuffix(".npy") { return try NPYReader(spec: spec) }
-        if spec.path.lowercased().hasSuffix(".nc") { return try NetCDFReader(spec: spec) }
         return try CSVReader(spec: spec)
     }
 

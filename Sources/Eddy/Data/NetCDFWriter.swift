@@ -1,4 +1,9 @@
 import CNetCDF
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// Writes a netCDF-4 file through libnetcdf, atomically: the library writes a temporary file beside the target,
 /// and `commit()` closes it and renames it into place; dropped without `commit()`, nothing is left behind.
@@ -58,6 +63,14 @@ public final class NetCDFWriter {
         return id
     }
 
+    /// A variable-length string variable (netCDF-4 `string`) with text attributes.
+    public func stringVariable(_ name: String, _ dims: [Int32], attributes: [(String, String)] = []) throws -> Int32 {
+        var id: Int32 = 0
+        try check(NetCDFLibrary.locked { nc_def_var(ncid, name, NC_STRING, Int32(dims.count), dims, &id) }, "cannot define variable '\(name)'")
+        for (key, value) in attributes { try attribute(id, key, value) }
+        return id
+    }
+
     /// A text attribute of a variable, or of the file with `NC_GLOBAL`.
     public func attribute(_ variable: Int32, _ name: String, _ text: String) throws {
         try check(NetCDFLibrary.locked { nc_put_att_text(ncid, variable, name, text.utf8.count, text) }, "cannot write attribute '\(name)'")
@@ -76,6 +89,15 @@ public final class NetCDFWriter {
     public func put(_ variable: Int32, start: [Int], count: [Int], ints values: [Int32]) throws {
         precondition(values.count == count.reduce(1, *))
         try check(NetCDFLibrary.locked { nc_put_vara_int(ncid, variable, start, count, values) }, "cannot write data", io: true)
+    }
+
+    public func put(_ variable: Int32, start: [Int], count: [Int], strings values: [String]) throws {
+        precondition(values.count == count.reduce(1, *))
+        // C strings that live for the call.
+        let copies = values.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        var pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
+        try check(NetCDFLibrary.locked { nc_put_vara_string(ncid, variable, start, count, &pointers) }, "cannot write data", io: true)
     }
 
     /// Closes the file and moves it into place.

@@ -77,6 +77,10 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var ncVariables: [String]?
         public var ncLevels: [Int]?
         public var ncBox: [Double]?
+        /// `--nc-time`: the NetCDF time dimension or variable named when training.
+        public var ncTime: String?
+        /// `--nc-months`: times stepped by calendar month.
+        public var ncMonths: Bool?
         /// The time column's date format (`--time-format`); nil: ISO 8601 and its slash and space forms.
         public var timeFormat: String?
     }
@@ -237,6 +241,8 @@ extension DataSpec {
             s.ncLevels = shaping.ncLevels
             s.timeFormat = shaping.timeFormat
             if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
+            s.ncTime = shaping.ncTime
+            s.ncMonths = shaping.ncMonths ?? false
         }
         return s
     }

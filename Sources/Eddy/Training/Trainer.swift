@@ -125,10 +125,12 @@ public struct Trainer {
         for c in 0..<(n + m) where reader.validCounts[c] == 0 {
             throw EddyError("\(path): column '\(names[c])' has no valid value (every row is NA, NaN or empty)")
         }
-        guard stats.pairs > 0 else {
-            throw EddyError("\(path): no trajectory has \(delays + 1) consecutive valid rows (delays k = \(delays) need k + 1 rows for one training pair; \(stats.rows) valid rows in \(stats.segments) segment(s))")
+        // What the reader noticed (irregular NetCDF times, say) explains too few pairs better than the count does.
+        let noticed = reader.warnings.isEmpty ? "" : "; " + reader.warnings.joined(separator: "; ")
+        guard stats.pairs > 0, stats.pairs > 1 || noticed.isEmpty else {
+            throw EddyError("\(path): no trajectory has \(delays + 1) consecutive valid rows (delays k = \(delays) need k + 1 rows for one training pair; \(stats.rows) valid rows in \(stats.segments) segment(s), \(stats.pairs) pair(s))\(noticed)")
         }
-        var warnings: [String] = []
+        var warnings: [String] = reader.warnings
         var std = stats.std
         if reduction != nil {
             let common = (std[0..<n].map { $0 * $0 }.reduce(0, +) / Double(n)).squareRoot()
@@ -323,13 +325,13 @@ public struct Trainer {
             meta.reduction = .init(components: r.basis.components, componentVariance: r.basis.variance, totalVariance: r.basis.totalVariance,
                                    explained: r.basis.explained, scaling: r.areaWeighted ? "field, area (sqrt cos lat)" : "field")
         }
-        let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil
+        let netcdf = !spec.ncVariables.isEmpty || spec.ncLevels != nil || spec.ncBox != nil || spec.ncTime != nil || spec.ncMonths
         if spec.timeColumn != nil || !spec.angles.isEmpty || !spec.calendar.isEmpty || spec.fillGaps > 0 || spec.pivot != nil || netcdf
             || data.timesAreDates {
             meta.shaping = .init(columns: spec.columns, inputs: spec.inputs, timeColumn: spec.timeColumn, angles: spec.angles, calendar: spec.calendar,
                                  fillGaps: spec.fillGaps, pivot: spec.pivot, dt: spec.dt, timesAreDates: data.timesAreDates,
                                  ncVariables: spec.ncVariables.isEmpty ? nil : spec.ncVariables, ncLevels: spec.ncLevels,
-                                 ncBox: spec.ncBox.map { [$0.latMin, $0.latMax, $0.lonMin, $0.lonMax] })
+                                 ncBox: spec.ncBox.map { [$0.latMin, $0.latMax, $0.lonMin, $0.lonMax] }, ncTime: spec.ncTime, ncMonths: spec.ncMonths ? true : nil)
         }
     }
 
