@@ -9,7 +9,7 @@ import Darwin
 struct ForecastOptions: ParsableArguments {
     @Option(help: "The model file written by eddy train.") var model: String
     @OptionGroup var data: DataOptions
-    @Option(help: "Steps to forecast.") var horizon: Int
+    @Option(parsing: .unconditional, help: "Steps to forecast.") var horizon: Int
     @Option(help: "Origins: 'last' (the last k rows of each trajectory), 'every:S' (every S rows where the horizon has truth) or a list of row indices '100,200'.")
     var origins: String?
 
