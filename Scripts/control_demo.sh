@@ -70,7 +70,7 @@ model="$out/pendulum-noise.safetensors"
 for d in -3 -2.5 -2 -1.5 -1 -0.5 -0.25 0.25 0.5 1 1.5 2 2.5 3; do
   theta=$(python3 -c "import math; print(math.pi + $d)")
   eddy control --model "$model" --system pendulum --reference setpoint:3.141592653589793,0 --initial "$theta,0" \
-    --steps 200 --umin=-2 --umax 2 --horizon 40 --json > "$out/pendulum-$d.json"
+    --steps 200 --umin=-2 --umax 2 --mpc-horizon 40 --json > "$out/pendulum-$d.json"
 done
 eddy control --model "$model" --system pendulum --reference setpoint:3.141592653589793,0 --initial 2.141592653589793,0 \
   --steps 200 --umin=-2 --umax 2 --plot "$out/pendulum-upright.svg" --out "$out/pendulum-upright.csv" >/dev/null
@@ -108,7 +108,7 @@ echo "## Forced Van der Pol tracking" >&2
 model="$out/forced-vanderpol-noise.safetensors"
 for ref in sine:1,5 sine:1.5,10 setpoint:1,0; do
   eddy control --model "$model" --system forced-vanderpol --reference "$ref" --initial 2,0 --steps 400 \
-    --umin=-3 --umax 3 --horizon 40 --json > "$out/vdp-${ref//[:,]/_}.json"
+    --umin=-3 --umax 3 --mpc-horizon 40 --json > "$out/vdp-${ref//[:,]/_}.json"
 done
 eddy control --model "$model" --system forced-vanderpol --reference sine:1,5 --initial 2,0 --steps 400 \
   --umin=-3 --umax 3 --plot "$out/vdp-tracking.svg" --out "$out/vdp-tracking.csv" >/dev/null

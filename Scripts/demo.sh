@@ -20,11 +20,12 @@ shape=(--data "$data" --episode-column origin --time-column time_hour
 echo "== sweep: train Jan–Sep, validate on October (24 h and 168 h), 24 hourly delays =="
 "$eddy" sweep "${shape[@]}" --until 2013-10-01 --validation "$data" --validation-from 2013-10-01 --validation-until 2013-11-01 \
   --delays 24 --widths 0,64,128,256,512 --ridges 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1 --horizon 168 --score-steps 24,168 --validation-every 7 \
+  --units temp=°F,dewp=°F,humid=%,wind_speed=mph,pressure=mbar,visib=mi \
   --out "$out/weather.safetensors" --plot "$out/weather-sweep.svg" --top 8
 echo
 echo "== test: November–December, every origin, 24 h and 168 h ahead =="
 "$eddy" evaluate --model "$out/weather.safetensors" --data "$data" --from 2013-11-01 --horizon 168 --origins every:1 \
-  --report-steps 24,168 --baselines --every 24
+  --score-steps 24,168 --baselines --every 24
 "$eddy" forecast --model "$out/weather.safetensors" --data "$data" --from 2013-11-01 --horizon 168 --origins 200 \
   --out "$out/weather-week.csv" --plot "$out/weather-week.svg" > /dev/null
 echo

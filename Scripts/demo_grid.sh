@@ -22,6 +22,6 @@ echo "== sweep: train January–March on 20, 40 or 80 EOFs, validate on April (2
 echo
 echo "== test: May–June, an origin every 6 h, 1 h / 6 h / 24 h ahead =="
 "$eddy" evaluate --model "$out/grid.safetensors" --data "$out/field.nc" --from 2000-05-01 --horizon 24 --origins every:6 \
-  --report-steps 1,6,24 --baselines --every 6
+  --score-steps 1,6,24 --baselines --every 6
 "$eddy" forecast --model "$out/grid.safetensors" --data "$out/field.nc" --from 2000-05-01 --horizon 24 --origins every:24 \
   --out "$out/grid-forecasts.nc" --plot "$out/grid-map.svg"

@@ -18,6 +18,6 @@ for form in recurrent koopman; do
   "$eddy" evaluate --model "$out/vdp-$form.safetensors" --data "$out/vdp-test.csv" --horizon 200 --every 50
 done
 echo "== Koopman eigenvalues (largest modulus first) =="
-"$eddy" spectrum --model "$out/vdp-koopman.safetensors" --top 6
+"$eddy" spectrum --model "$out/vdp-koopman.safetensors" --top 6 --plot "$out/vdp-spectrum.svg"
 "$eddy" forecast --model "$out/vdp-recurrent.safetensors" --data "$out/vdp-test.csv" --horizon 200 --origins 0 \
   --out "$out/vdp-forecast.csv" --plot "$out/vdp-forecast.svg"

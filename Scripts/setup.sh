@@ -2,11 +2,11 @@
 # Idempotent set-up for a fresh Debian machine: the C libraries Eddy links (OpenBLAS, LAPACKE, the OpenCL
 # loader and CLBlast), PoCL (OpenCL on the CPU, for the backend-parity tests)
 # and what the tests need (NumPy for the model-file snippet test and the Python package, python3-venv for its
-# virtual environment); with the argument `mpi`, Open MPI too. Safe to run again.
+# virtual environment, librsvg2-bin's rsvg-convert to render every plot to PNG); with the argument `mpi`, Open MPI too. Safe to run again.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-pkgs="libopenblas-dev liblapacke-dev pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libnetcdf-dev pocl-opencl-icd clinfo"
+pkgs="libopenblas-dev liblapacke-dev pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libnetcdf-dev pocl-opencl-icd clinfo librsvg2-bin"
 # `Scripts/setup.sh mpi` also installs Open MPI (for eddy-mpi and its tests; Scripts/test.sh asks for it).
 if [ "${1:-}" = mpi ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin"; fi
 missing=""

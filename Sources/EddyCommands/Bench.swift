@@ -6,18 +6,23 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time lift, Gram, right-hand sides and solve of one training pass on synthetic data.",
         discussion: """
-        Random windows of --inputs values (the lifted window z, as torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); solve is the Cholesky solve including attempts that failed at a smaller ridge; total = accumulate + solve. With --reps N every time is the fastest of N runs. On OpenCL each result also has the bytes per slice moved and allocated (traffic_per_slice: uploads, read-backs, CLBlast's own temporaries, and the Koopman GEMM's temporary before the lift wrote its targets one row up), the Xgemm parameters CLBlast applied and where from, which GEMM kernel the pass took (direct or indirect), and the check of one slice at the pass's shape against OpenBLAS (--check: a whole chunk). A configuration that fails is reported (JSON: "failures") and the others still run; the exit status is then 1. Gram TFLOP/s count N·D² with D = 1 + inputs + width + controls.
-        Example (an H100, beside ../shared/gpu/torch_edmd.py): eddy bench --backend opencl --rows 1048576 --inputs 32 --width 4096 --json
+        Random windows of --window values (the lifted window z, torch_edmd.py's --inputs), random tanh features of --width neurons, --rows rows in chunks of --chunk-rows. Each phase is timed synchronised (lift, gram, rhs, and for mixed precision sum: adding the float chunk products into double); accumulate is the same pass as training runs it (uploads overlapped); solve is the Cholesky solve including attempts that failed at a smaller ridge; total = accumulate + solve. With --reps N every time is the fastest of N runs. On OpenCL each result also has the bytes per slice moved and allocated (traffic_per_slice: uploads, read-backs, CLBlast's own temporaries, and the Koopman GEMM's temporary before the lift wrote its targets one row up), the Xgemm parameters CLBlast applied and where from, which GEMM kernel the pass took (direct or indirect), and the check of one slice at the pass's shape against OpenBLAS (--check: a whole chunk). A configuration that fails is reported (JSON: "failures") and the others still run; the exit status is then 1. Gram TFLOP/s count N·D² with D = 1 + window + width + input count. (--inputs and --controls are the old names of --window and --input-count.)
+        Example (an H100, beside ../shared/gpu/torch_edmd.py): eddy bench --backend opencl --rows 1048576 --window 32 --width 4096 --json
         """
     )
 
     @OptionGroup var target: DeviceOptions
-    @Option(help: "Precisions to time on OpenCL, comma-separated: double, mixed (the CPU runs double only).") var precision = "double,mixed"
-    @Option(help: "Forms to time, comma-separated: koopman, recurrent.") var form = "koopman,recurrent"
+    @Option(name: [.customLong("precisions"), .customLong("precision")], help: "Precisions to time on OpenCL, comma-separated: double, mixed (the CPU runs double only).") var precision = "double,mixed"
+    @Option(name: [.customLong("forms"), .customLong("form")], help: "Forms to time, comma-separated: koopman, recurrent.") var form = "koopman,recurrent"
     @Option(help: "Rows (pairs) in the pass, rounded up to whole chunks.") var rows = 65536
-    @Option(help: "Size of the lifted window z (n·k).") var inputs = 32
-    @Option(help: "Neurons M.") var width = 1024
-    @Option(help: "Control inputs u appended to the dictionary.") var controls = 0
+    @Option(parsing: .unconditional, help: "Size of the lifted window z (n·k).") var window = 32
+    @Option(parsing: .unconditional, help: "Neurons M.") var width = 1024
+    @Option(parsing: .unconditional, help: "Inputs u appended to the dictionary (train's --inputs columns), as a count.") var inputCount = 0
+    // The old names: --inputs is train's input columns everywhere else.
+    @Option(name: .customLong("inputs"), help: ArgumentHelp("Old name of --window.", visibility: .hidden)) var oldInputs: Int?
+    @Option(name: .customLong("controls"), help: ArgumentHelp("Old name of --input-count.", visibility: .hidden)) var oldControls: Int?
+    var inputs: Int { oldInputs ?? window }
+    var controls: Int { oldControls ?? inputCount }
     @Option(help: "Rows per chunk (a multiple of 128 on OpenCL).") var chunkRows = 16384
     @Option(help: "Repetitions of each configuration; every time reported is the fastest (torch_edmd.py reports its best of 3).") var reps = 1
     @Flag(help: "OpenCL: check a whole chunk (--chunk-rows rows, through the pass's own kernels at its shape) against OpenBLAS on the host, not the first 256 rows; the JSON's check says how far G and R were.") var check = false
@@ -25,10 +30,12 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if oldInputs != nil { printError("eddy: note: bench's --inputs is now --window (the lifted window's size; --inputs names input columns elsewhere)") }
+            if oldControls != nil { printError("eddy: note: bench's --controls is now --input-count") }
             let forms: [Form] = try splitList(form).map { try parseChoice($0, "--form") }
             let precisions: [Precision] = try splitList(precision).map { try parseChoice($0, "--precision") }
             if rows < 2 || inputs < 1 || width < 0 || controls < 0 || chunkRows < 2 || reps < 1 {
-                throw EddyError("bench: --rows ≥ 2, --inputs ≥ 1, --width ≥ 0, --controls ≥ 0, --chunk-rows ≥ 2 and --reps ≥ 1 are needed")
+                throw EddyError("bench: --rows ≥ 2, --window ≥ 1, --width ≥ 0, --input-count ≥ 0, --chunk-rows ≥ 2 and --reps ≥ 1 are needed; got --rows \(rows), --window \(inputs), --width \(width), --input-count \(controls), --chunk-rows \(chunkRows), --reps \(reps)")
             }
             let (backend, reason) = try selectBackend(target.backend, device: target.device, precision: precisions.first?.rawValue ?? "double", chunkRows: chunkRows)
             if !json { printError("backend \(reason)") }
@@ -50,7 +57,7 @@ struct Bench: ParsableCommand {
             if json {
                 print(JSON.object([
                     "device": .string(device?.name ?? "CPU (OpenBLAS)"), "driver": device.map { .string($0.driver) } ?? .null,
-                    "backend": .string(reason), "inputs": .int(inputs), "width": .int(width), "controls": .int(controls),
+                    "backend": .string(reason), "window": .int(inputs), "width": .int(width), "input_count": .int(controls),
                     "chunk_rows": .int(chunkRows), "repetitions": .int(reps), "results": .array(results.map(\.json)),
                     "failures": .array(failures.map { .object([("form", .string($0.form.rawValue)), ("precision", .string($0.precision.rawValue)),
                                                                ("error", .string($0.message))]) }),
@@ -59,7 +66,7 @@ struct Bench: ParsableCommand {
                 if !failures.isEmpty { throw ExitCode.failure }
                 return
             }
-            print("\(device?.description ?? "CPU (OpenBLAS)"); rows \(results.first?.rows ?? rows), inputs \(inputs), width \(width), controls \(controls), chunks of \(chunkRows)")
+            print("\(device?.description ?? "CPU (OpenBLAS)"); rows \(results.first?.rows ?? rows), window \(inputs), width \(width), input count \(controls), chunks of \(chunkRows)")
             print("form       precision  lift s    gram s    rhs s     sum s     accumulate s  solve s   Gram TFLOP/s")
             for r in results {
                 let cells = [r.phases["lift"], r.phases["gram"], r.phases["rhs"], r.phases["sum"]].map { $0.map { Format.fixed($0, 4) } ?? "-" }

@@ -15,18 +15,22 @@ struct ControlCommand: ParsableCommand {
     @Option(help: "A model with inputs trained on the system (Koopman form; a recurrent model is linearised at the reference's centre).") var model: String
     @Option(help: "The true system in the loop: forced-vanderpol or pendulum.") var system: String
     @Option(help: "setpoint:v1,v2 or sine:AMPLITUDE,PERIOD[,OFFSET].") var reference: String
-    @Option(help: "Control steps of the model's dt.") var steps: Int
+    @Option(parsing: .unconditional, help: "Control steps of the model's dt.") var steps: Int
     @Option(help: "Controllers, comma-separated: none, true-lqr, eddy-lqr, eddy-mpc, or all.") var controller = "all"
     @Option(help: "Lower input bounds, one per input (values starting with '-' need =, as --umin=-2).") var umin: String?
     @Option(help: "Upper input bounds, one per input.") var umax: String?
-    @Option(help: "MPC horizon in steps.") var horizon = 40
+    @Option(parsing: .unconditional, help: "Steps eddy-mpc looks ahead (its receding horizon).") var mpcHorizon = 40
+    @Option(name: .customLong("horizon"), parsing: .unconditional, help: ArgumentHelp("Old name of --mpc-horizon (--horizon is forecast steps in the other commands).", visibility: .hidden))
+    var oldHorizon: Int?
+    /// The MPC horizon, under its name or the old one.
+    var horizon: Int { oldHorizon ?? mpcHorizon }
     @Option(help: "Lifted modes eddy-lqr keeps: auto (stable for a Koopman model with features, else all), stable (the invariant subspace of |λ| < 1) or all. eddy-mpc keeps all.") var liftedModes = "auto"
     @Option(help: "State weights q, one per variable (data units).") var q: String?
     @Option(help: "Input weights r, one per input (data units).") var r: String?
     @Option(help: "Initial state, one value per variable (default: random in the system's box, from --seed).") var initial: String?
     @Option(help: "Seed of the random initial state.") var seed = SeedOption(0)
-    @Option(help: "RK4 sub-steps per dt when integrating the true system.") var substeps = 10
-    @Option(help: "Write the closed-loop trajectories and inputs of every controller as CSV here.") var out: String?
+    @Option(parsing: .unconditional, help: "RK4 sub-steps per dt when integrating the true system.") var substeps = 10
+    @Option(help: "Write the closed-loop trajectories and inputs of every controller as CSV here (- for standard output, instead of the table).") var out: String?
     @Option(help: "Draw the closed-loop trajectories and inputs as SVG here.") var plot: String?
     @Flag(help: "Print JSON.") var json = false
 
@@ -48,18 +52,19 @@ struct ControlCommand: ParsableCommand {
     /// Option ranges, before any file is read.
     func checkOptions(variables n: Int, inputs m: Int, controllers: Int) throws {
         if steps < 1 { throw EddyError("--steps must be at least 1, got \(steps)") }
-        if horizon < 1 { throw EddyError("--horizon must be at least 1, got \(horizon)") }
+        if horizon < 1 { throw EddyError("\(oldHorizon == nil ? "--mpc-horizon" : "--horizon") must be at least 1, got \(horizon)") }
         if !(1...Self.maxSubsteps).contains(substeps) {
             throw EddyError("--substeps must be in 1…\(Self.maxSubsteps), got \(substeps)")
         }
         // Each controller's run holds states and references (n each) and applied and demanded inputs (m each) per step.
         let values = SizeGuard.product([steps, 2 * (n + m), max(1, controllers)])
-        try SizeGuard.check(values: values, what: "--steps \(steps): \(controllers) closed-loop run(s) of \(steps) steps",
+        try SizeGuard.check(values: values, what: "--steps \(steps): \(plural(controllers, "closed-loop run")) of \(plural(steps, "step"))",
                             advice: "use fewer --steps")
     }
 
     func run() throws {
         try reportingErrors {
+            if oldHorizon != nil { printError("eddy: note: control's --horizon is now --mpc-horizon (the old name still works)") }
             guard let name = SystemName(rawValue: system), [.forcedVanderpol, .pendulum].contains(name) else {
                 throw EddyError("--system: unknown or uncontrollable system '\(system)'; expected forced-vanderpol or pendulum")
             }
@@ -70,7 +75,10 @@ struct ControlCommand: ParsableCommand {
             if kinds.isEmpty { throw EddyError("--controller: name at least one controller") }
             try checkOptions(variables: n, inputs: m, controllers: kinds.count)
             let seed = try self.seed.value()
-            try OutputGuard.check(outputs: [("--out", out), ("--plot", plot)], inputs: [("--model", model)])
+            try OutputPath.checkStdout([("--out", out)], json: json)
+            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--plot", plot)]), inputs: [("--model", model)])
+            try OutputPath.check(out, option: "--out", [".csv"], stdout: true)
+            try OutputPath.check(plot, option: "--plot", [".svg"])
             let file = try readModel(model)
             let ref = try TrackingReference.parse(reference, variables: sys.variableNames)
             let lower = try umin.map { try numbers($0, "--umin", infinite: true) } ?? .init(repeating: -.infinity, count: m)
@@ -100,8 +108,8 @@ struct ControlCommand: ParsableCommand {
                 // The condensed MPC holds A^i·B (H·k·m), Γ and the weighted Γ (H·k × H·m each) and the Hessian (H·m)².
                 let k = lifted.stateSize
                 let values = SizeGuard.sum(ofProducts: [[horizon, k, m], [2, horizon, k, horizon, m], [horizon, m, horizon, m]])
-                try SizeGuard.check(values: values, what: "--horizon \(horizon): the MPC over \(horizon) steps of a \(k)-dimensional lifted state",
-                                    advice: "use fewer --horizon steps")
+                try SizeGuard.check(values: values, what: "--mpc-horizon \(horizon): the MPC over \(horizon) steps of a \(k)-dimensional lifted state",
+                                    advice: "use fewer --mpc-horizon steps")
             }
             var clock = Stopwatch()
             var runs: [(ClosedLoopRun, Double)] = []
@@ -119,12 +127,13 @@ struct ControlCommand: ParsableCommand {
                 }
             }
             // Everything is computed; now write the outputs (each atomically).
-            if let out { try AtomicFile.write(controlCSV(runs.map(\.0), system: sys), to: out) }
+            if let out { try OutputPath.write(controlCSV(runs.map(\.0), system: sys), to: out) }
             if let plot { try AtomicFile.write(controlPlot(runs.map(\.0), system: sys, task: task), to: plot) }
             if json {
                 print(controlJSON(runs, failures: failures, task: task, model: file, path: model, referenceSpec: reference).text)
                 return
             }
+            if out == "-" { return }
             let meta = file.metadata
             print("\(name.rawValue) with \(model) (\(meta.form.rawValue), width \(meta.width), delays \(meta.delays)): reference \(reference), \(steps) steps of dt = \(Format.general(task.dt)) from x0 = (\(start.map { Format.general($0) }.joined(separator: ", ")))")
             print("weights q = \(weights.state.map { Format.general($0) }.joined(separator: ",")), r = \(weights.input.map { Format.general($0) }.joined(separator: ","))"
@@ -155,7 +164,7 @@ func controlJSON(_ runs: [(ClosedLoopRun, Double)], failures: [(ControllerKind, 
         "width": .int(meta.width), "delays": .int(meta.delays), "dt": .number(task.dt), "steps": .int(task.steps),
         "substeps": .int(task.substeps), "reference": .string(referenceSpec), "initial": .numbers(task.initial),
         "umin": .numbers(task.bounds.lower), "umax": .numbers(task.bounds.upper), "q": .numbers(task.weights.state),
-        "r": .numbers(task.weights.input), "lifted_weight": .number(task.weights.liftedWeight), "horizon": .int(task.horizon),
+        "r": .numbers(task.weights.input), "lifted_weight": .number(task.weights.liftedWeight), "mpc_horizon": .int(task.horizon),
         "lifted_modes": .string(task.modes.rawValue),
         "controllers": .array(runs.map { run, seconds in
             let mt = run.metrics
@@ -164,7 +173,7 @@ func controlJSON(_ runs: [(ClosedLoopRun, Double)], failures: [(ControllerKind, 
                 "tracking_rmse_per_variable": .numbers(mt.perVariableRMSE), "late_rmse": .number(mt.lateRMSE),
                 "final_error": .number(mt.finalError), "effort": .number(mt.effort), "max_abs_input": .number(mt.maxAbsInput),
                 "violations": .int(mt.violations), "max_violation": .number(mt.maxViolation),
-                "diverged_at": mt.divergedAt.map { .int($0) } ?? .null, "seconds": .number(seconds),
+                "diverged_at": mt.divergedAt.map { .int($0) } ?? .null, "seconds": .seconds(seconds),
                 "final_state": .numbers(Array(run.states[(task.steps * run.variables)...])),
                 "design": .object(run.report.map { ($0.0, JSON.number($0.1)) }),
             ])
@@ -204,7 +213,9 @@ func controlPlot(_ runs: [ClosedLoopRun], system: DynamicalSystem, task: Control
         }
         series.append(LinePlot.Series(name: "reference", x: first.times, y: (0...steps).map { first.references[$0 * n + i] },
                                       dashed: true, color: "#000000"))
-        panels.append(LinePlot.Panel(title: system.variableNames[i], xLabel: "time", yLabel: system.variableNames[i], series: series))
+        var panel = LinePlot.Panel(title: system.variableNames[i], xLabel: "time (the model's time units)", yLabel: system.variableNames[i], series: series)
+        panel.yPadding = 0.05
+        panels.append(panel)
     }
     let times = Array(first.times.dropLast())
     for j in 0..<m {
@@ -214,7 +225,10 @@ func controlPlot(_ runs: [ClosedLoopRun], system: DynamicalSystem, task: Control
         for (label, bound) in [("umin", task.bounds.lower[j]), ("umax", task.bounds.upper[j])] where bound.isFinite {
             series.append(LinePlot.Series(name: label, x: [times.first ?? 0, times.last ?? 0], y: [bound, bound], dashed: true, color: "#888888"))
         }
-        panels.append(LinePlot.Panel(title: "input \(system.inputNames[j]) (applied)", xLabel: "time", yLabel: system.inputNames[j], series: series))
+        // Padding keeps the bound lines inside the frame, not on it.
+        var panel = LinePlot.Panel(title: "input \(system.inputNames[j]) (applied)", xLabel: "time (the model's time units)", yLabel: system.inputNames[j], series: series)
+        panel.yPadding = 0.08
+        panels.append(panel)
     }
     return LinePlot(title: "eddy control: \(system.name.rawValue), closed loop", panels: panels).render()
 }

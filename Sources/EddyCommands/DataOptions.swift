@@ -27,6 +27,9 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Fill gaps (missing rows or values) of at most this many steps by linear interpolation; longer gaps split the trajectory.")
     var fillGaps: Int?
 
+    @Option(help: "The time column's date format, strftime-style, for dates that are not ISO 8601 or its slash and space forms: %Y %y %m %d %H %M %S %b %z, e.g. '%d.%m.%Y %H:%M'. Stored in the model; --from and --until may use it too.")
+    var timeFormat: String?
+
     @Option(help: "Keep rows at or after this time (as in the time column, e.g. 2013-10-01).")
     var from: String?
 
@@ -66,6 +69,32 @@ struct DataOptions: ParsableArguments {
         return s
     }
 
+    /// The reading settings stored in a model that this command line did not replace, as options
+    /// (`--angles wind_dir`): named in errors, so a clash says where the setting came from.
+    func storedSettings(of model: Model) -> [String] {
+        guard let m = model.metadata.shaping else { return [] }
+        var out: [String] = []
+        if columns == nil, let c = m.columns { out.append("--columns \(c.joined(separator: ","))") }
+        if inputs == nil, !m.inputs.isEmpty { out.append("--inputs \(m.inputs.joined(separator: ","))") }
+        if timeColumn == nil, let t = m.timeColumn { out.append("--time-column \(t)") }
+        if angles == nil, !m.angles.isEmpty { out.append("--angles \(m.angles.joined(separator: ","))") }
+        if calendar == nil, !m.calendar.isEmpty { out.append("--calendar \(m.calendar.map(\.rawValue).joined(separator: ","))") }
+        if fillGaps == nil, m.fillGaps > 0 { out.append("--fill-gaps \(m.fillGaps)") }
+        if pivot == nil, let p = m.pivot { out.append("--pivot \(p)") }
+        return out
+    }
+
+    /// Notes for options that replace a setting stored in the model (`--fill-gaps 0` over the stored 3).
+    func overrides(of model: Model) -> [String] {
+        guard let m = model.metadata.shaping else { return [] }
+        var out: [String] = []
+        if let g = fillGaps, g != m.fillGaps { out.append("--fill-gaps \(g) replaces the model's stored --fill-gaps \(m.fillGaps)") }
+        if let a = angles, splitList(a) != m.angles { out.append("--angles \(a) replaces the model's stored --angles \(m.angles.isEmpty ? "(none)" : m.angles.joined(separator: ","))") }
+        if let t = timeColumn, t != m.timeColumn { out.append("--time-column \(t) replaces the model's stored --time-column \(m.timeColumn ?? "(none)")") }
+        if let p = pivot, p != m.pivot { out.append("--pivot \(p) replaces the model's stored --pivot \(m.pivot ?? "(none)")") }
+        return out
+    }
+
     private func shape(_ s: inout DataSpec) throws {
         if let t = timeColumn { s.timeColumn = t }
         if let a = angles { s.angles = splitList(a) }
@@ -75,8 +104,12 @@ struct DataOptions: ParsableArguments {
             s.fillGaps = g
         }
         if let p = pivot { s.pivot = p }
-        s.from = try from.map { try parseTime($0, "--from") }
-        s.until = try until.map { try parseTime($0, "--until") }
+        if let f = timeFormat {
+            if !f.contains("%") { throw EddyError("--time-format '\(f)': expected a format with fields such as %Y, %m, %d, %H, %M") }
+            s.timeFormat = f
+        }
+        s.from = try from.map { try parseTime($0, "--from", format: s.timeFormat) }
+        s.until = try until.map { try parseTime($0, "--until", format: s.timeFormat) }
         if let v = ncVariables { s.ncVariables = splitList(v) }
         if let t = ncTime {
             if t.isEmpty { throw EddyError("--nc-time: name a time dimension or variable") }
@@ -100,7 +133,7 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-func parseTime(_ text: String, _ option: String) throws -> Double {
-    guard let v = TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (ISO 8601 like 2013-10-01, or a number)") }
+func parseTime(_ text: String, _ option: String, format: String? = nil) throws -> Double {
+    guard let v = format.flatMap({ TimeParser.seconds(text, format: $0) }) ?? TimeParser.seconds(text) else { throw EddyError("\(option): cannot read '\(text)' as a time (a date like 2013-10-01, 2013-10-01T06:00:00Z, 2013/10/01 06:00 or 2013-10-01 06:00:00+02:00, or a number)") }
     return v
 }

@@ -105,24 +105,45 @@ extension String {
     }
 }
 
-/// Progress on stderr, only when stderr is a terminal, at most a few updates a second.
+/// Progress on stderr, only when stderr is a terminal, at most a few updates a second. Each update rewrites the
+/// whole line (carriage return, then erase to its end), so a shorter line leaves nothing of a longer one behind.
+/// Every new label is the next pass ("pass 2 of 3" when the command says how many there are); a pass that counts
+/// rows without a total takes the row count of the first pass that read them all as its total.
 final class TerminalProgress: @unchecked Sendable {
     private var last = Stopwatch()
     private var elapsed = 0.0
     private var shown = false
+    private var labels: [String] = []
+    private var rowsSeen: [String: Int] = [:]
+    /// The number of passes, when the command knows it.
+    var passes: Int?
     let enabled = FileSystem.stderrIsTerminal
 
     func handler() -> ProgressHandler? {
         guard enabled else { return nil }
         return { [self] label, done, total in
             elapsed += last.lap()
+            if !labels.contains(label) { labels.append(label); elapsed = 1 }   // a new pass shows at once
+            if total == 0 { rowsSeen[label] = max(rowsSeen[label] ?? 0, done) }
             guard elapsed > 0.25 else { return }
             elapsed = 0
             shown = true
-            let text = total > 0 ? "\(label): \(done)/\(total) (\(100 * done / max(total, 1))%)" : "\(label): \(done) rows"
-            printErrorInline("\r\(text)   ")
+            print(line(label: label, done: done, total: total))
         }
     }
+
+    /// The text of one update (without the terminal controls), for tests.
+    func line(label: String, done: Int, total: Int) -> String {
+        let index = (labels.firstIndex(of: label) ?? labels.count) + 1
+        let pass = labels.count > 1 || passes != nil ? "pass \(index)\(passes.map { " of \(max($0, index))" } ?? ""): " : ""
+        // Rows counted by an earlier pass that read all of them are this pass's total.
+        let known = total > 0 ? total : labels.prefix(index - 1).compactMap { rowsSeen[$0] }.max() ?? 0
+        let count = known > 0 && done <= known
+            ? "\(done) of \(known)\(total > 0 ? "" : " rows") (\(100 * done / max(known, 1))%)" : "\(plural(done, "row"))"
+        return pass + "\(label): " + count
+    }
+
+    private func print(_ text: String) { printErrorInline("\r\(text)\u{1B}[K") }
 
     func clear() {
         if shown { printErrorInline("\r\u{1B}[K") }

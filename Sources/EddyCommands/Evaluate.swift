@@ -11,14 +11,16 @@ struct Evaluate: ParsableCommand {
     )
 
     @OptionGroup var options: ForecastOptions
-    @Option(help: "The largest Lyapunov exponent (per time unit), to report the valid prediction time in Lyapunov times.") var lyapunov: Double?
-    @Option(help: "Error threshold on standardised variables for the valid prediction time.") var threshold = 0.5
+    @Option(parsing: .unconditional, help: "The largest Lyapunov exponent (per time unit), to report the valid prediction time in Lyapunov times.") var lyapunov: Double?
+    @Option(parsing: .unconditional, help: "Error threshold on standardised variables for the valid prediction time.") var threshold = 0.5
     @Flag(help: "Also compare long free runs with the truth (histogram KL, power spectra).") var climate = false
-    @Option(help: "Longest free run for --climate.") var freeRun = 10000
-    @Option(help: "Print every Nth horizon step in the table (all steps are in --json).") var every: Int?
+    @Option(parsing: .unconditional, help: "Longest free run for --climate.") var freeRun = 10000
+    @Option(parsing: .unconditional, help: "Print every Nth horizon step in the table (all steps are in --json).") var every: Int?
     @Flag(help: "Compare with baselines at --report-steps: persistence, the last day repeated (seasonal), the training climatology by hour of day and the trailing climatology (the mean of the last --trailing-days days at the same hour, up to the origin); skill = 1 − MSE/MSE(baseline). All but persistence need a time column with a daily cycle.") var baselines = false
-    @Option(help: "Days in the trailing-climatology baseline (read from before --from too).") var trailingDays = 14
-    @Option(help: "Steps for the per-variable table (default: the horizon).") var reportSteps: String?
+    @Option(parsing: .unconditional, help: "Days in the trailing-climatology baseline (read from before --from too).") var trailingDays = 14
+    @Option(help: "Horizon steps (1-based) of the per-variable and baseline tables (default: the horizon), as sweep's --score-steps.") var scoreSteps: String?
+    @Option(name: .customLong("report-steps"), help: ArgumentHelp("Old name of --score-steps.", visibility: .hidden)) var oldReportSteps: String?
+    @Option(parsing: .unconditional, help: "Time step of the data, for times and Lyapunov times (default: the model's dt; only where the model's dt was not read off a time column).") var dt: Double?
     @Option(help: "Gridded fields: the climatology the ACC's anomalies are taken from, a CSV 'phase,VARIABLE,…' with one row per phase of the day (24 rows: hourly; 1: one mean), by the model's variable names (default: the training climatology by hour of day).") var accClimatology: String?
     @Flag(help: "Print JSON.") var json = false
 
@@ -27,12 +29,15 @@ struct Evaluate: ParsableCommand {
             try options.checkOptions()
             try checkOptions()
             // Per origin and step: one more forecast per baseline (at most the three of them).
-            let (model, segments, spec) = try options.load(heldPerStep: baselines ? Baseline.allCases.count : 0)
+            var (model, segments, spec) = try options.load(heldPerStep: baselines ? Baseline.allCases.count : 0)
+            try ModelTime.apply(dt, to: &model, path: options.model, reports: lyapunov != nil ? "the Lyapunov times" : nil)
             let h = options.horizon
+            if oldReportSteps != nil { printError("eddy: note: --report-steps is now --score-steps (the old name still works)") }
+            let reportSteps = scoreSteps ?? oldReportSteps
             let steps: [Int] = try reportSteps.map { text in
                 let list = splitList(text).compactMap(Int.init)
                 guard !list.isEmpty, list.count == splitList(text).count, list.allSatisfy({ (1...h).contains($0) }) else {
-                    throw EddyError("--report-steps: expected steps in 1…\(h), got '\(text)'")
+                    throw EddyError("\(scoreSteps == nil ? "--report-steps" : "--score-steps"): expected steps in 1…\(h), got '\(text)'")
                 }
                 return list
             } ?? [h]
@@ -62,7 +67,7 @@ struct Evaluate: ParsableCommand {
                 }
                 return try ClimatologyFile(path: path, variables: model.metadata.variables)
             }
-            if let given { gridded?.climatologySource = "\(given.path) (\(given.period) phase(s) of the day)" }
+            if let given { gridded?.climatologySource = "\(given.path) (\(plural(given.period, "phase")) of the day)" }
             let climatologyAt: (ForecastCase, Int) -> [Double]? = { fc, step in
                 if let given { return fc.time.map { given.at($0 + Double(step + 1) * model.metadata.dt) } }
                 guard let p = model.metadata.climatologyPeriod, let clim = model.climatology, let t0 = fc.time else { return nil }
@@ -106,14 +111,14 @@ struct Evaluate: ParsableCommand {
                 print(j.text)
                 return
             }
-            print("\(result.origins) forecast(s) of \(h) steps (dt = \(Format.general(result.dt))) on \(spec.path)")
+            print("\(plural(result.origins, "forecast")) of \(plural(h, "step")) (dt = \(ModelTime.span(result.dt, model: model, bare: true))) on \(spec.path)")
             print("MSE over all steps: \(Format.scientific(result.mse)) (data units), \(Format.scientific(result.mseStandardised)) (standardised)")
             let vpt = result.validPredictionTime
-            var line = "valid prediction time (error > \(Format.general(threshold))): median \(Format.general(vpt.medianSteps)) steps = \(Format.general(vpt.medianTime)) time units"
+            var line = "valid prediction time (error > \(Format.general(threshold))): median \(Format.general(vpt.medianSteps)) steps = \(ModelTime.span(vpt.medianTime, model: model))"
             if let l = vpt.medianLyapunovTimes { line += " = \(Format.general(l)) Lyapunov times" }
             if vpt.censored > 0 { line += " (\(vpt.censored) of \(result.origins) never exceeded it within the horizon)" }
             print(line)
-            if result.nonFiniteForecasts > 0 { print("warning: \(result.nonFiniteForecasts) forecast(s) turned non-finite") }
+            if result.nonFiniteForecasts > 0 { printError("eddy: warning: \(plural(result.nonFiniteForecasts, "forecast")) turned non-finite") }
             let stride = every ?? max(1, h / 10)
             print("")
             print("step      MSE          MSE (std)    NRMSE")
@@ -129,8 +134,7 @@ struct Evaluate: ParsableCommand {
                 }
             }
             if !diverged.isEmpty {
-                print("")
-                print("warning: \(diverged.count) of \(result.origins) forecasts left the training range by more than its width or turned non-finite (first at trajectory \(diverged[0].episode), origin \(diverged[0].origin), step \(diverged[0].step)); raise --ridge")
+                printError("eddy: warning: \(diverged.count) of \(plural(result.origins, "forecast")) left the training range by more than its width or turned non-finite (first at trajectory \(diverged[0].episode), origin \(diverged[0].origin), step \(diverged[0].step)); raise --ridge")
             }
             if let c = result.climate {
                 print("")
@@ -184,13 +188,18 @@ func comparisonTable(_ c: Comparison) -> String {
     lines.append("per-variable MSE (data units; a gridded field's mean over its points) on \(c.origins) origins" + (methods.count > 1 ? "; skill = 1 − MSE(eddy)/MSE(baseline)" : ""))
     for (si, step) in c.steps.enumerated() {
         lines.append("")
-        var head = pad("step \(step)", 18) + methods.map { pad($0, 13) }.joined()
-        head += methods.dropFirst().map { pad("skill/" + $0.prefix(5), 13) }.joined()
+        // Columns as wide as their headers: "skill vs persistence", never cut.
+        let skillHeads = methods.dropFirst().map { "skill vs " + $0 }
+        let mseWidth = max(13, (methods.map(\.count).max() ?? 0) + 2)
+        let skillWidths = skillHeads.map { max(13, $0.count + 2) }
+        let nameWidth = max(18, (c.variables.map(\.count).max() ?? 0) + 2)
+        var head = pad("step \(step)", nameWidth) + methods.map { pad($0, mseWidth) }.joined()
+        head += zip(skillHeads, skillWidths).map { pad($0, $1) }.joined()
         lines.append(head)
         for (i, v) in c.variables.enumerated() {
             let values = c.mse.map { $0.values[si][i] }
-            var line = pad(v, 18) + values.map { pad(Format.general($0, 4), 13) }.joined()
-            line += values.dropFirst().map { pad(Format.general(1 - values[0] / $0, 3), 13) }.joined()
+            var line = pad(v, nameWidth) + values.map { pad(Format.general($0, 4), mseWidth) }.joined()
+            line += zip(values.dropFirst(), skillWidths).map { pad(Format.general(1 - values[0] / $0, 3), $1) }.joined()
             lines.append(line)
         }
     }

@@ -15,19 +15,19 @@ struct Generate: ParsableCommand {
     @Argument(help: "The system: \(SystemName.allCases.map(\.rawValue).joined(separator: ", ")), or tracer (a gridded field, .nc).")
     var system: String
 
-    @Option(help: "Number of trajectories.") var trajectories = 1
-    @Option(help: "Rows written per trajectory.") var steps: Int
-    @Option(help: "Time step between rows (default: the system's own, e.g. 0.05 for vanderpol, 0.01 for lorenz63).") var dt: Double?
+    @Option(parsing: .unconditional, help: "Number of trajectories.") var trajectories = 1
+    @Option(parsing: .unconditional, help: "Rows written per trajectory.") var steps: Int
+    @Option(parsing: .unconditional, help: "Time step between rows (default: the system's own, e.g. 0.05 for vanderpol, 0.01 for lorenz63).") var dt: Double?
     @Option(help: "Random seed for initial conditions and input signals.") var seed = SeedOption(0)
-    @Option(help: "RK4 sub-steps per time step.") var substeps = 10
-    @Option(help: "State dimension of lorenz96.") var dim = 40
+    @Option(parsing: .unconditional, help: "RK4 sub-steps per time step.") var substeps = 10
+    @Option(parsing: .unconditional, help: "State dimension of lorenz96.") var dim = 40
     @Option(help: "Initial conditions uniform in [LO, HI] in every variable, as LO,HI (default: the system's own box).") var initialRange: String?
-    @Option(help: "Steps integrated and discarded before recording (default: the system's own, e.g. 10 time units for the chaotic ones).") var transient: Int?
+    @Option(parsing: .unconditional, help: "Steps integrated and discarded before recording (default: the system's own, e.g. 10 time units for the chaotic ones).") var transient: Int?
     @Option(help: "Input signal of systems with inputs: \(InputSignal.allCases.map(\.rawValue).joined(separator: ", ")).") var inputSignal = "noise"
-    @Option(help: "Amplitude of the input signal.") var inputAmplitude = 1.0
-    @Option(help: "tracer: grid points in latitude.") var lat = 32
-    @Option(help: "tracer: grid points in longitude.") var lon = 64
-    @Option(help: "tracer: random blobs dropped per hour (the unpredictable part).") var blobRate = 0.5
+    @Option(parsing: .unconditional, help: "Amplitude of the input signal.") var inputAmplitude = 1.0
+    @Option(parsing: .unconditional, help: "tracer: grid points in latitude.") var lat = 32
+    @Option(parsing: .unconditional, help: "tracer: grid points in longitude.") var lon = 64
+    @Option(parsing: .unconditional, help: "tracer: random blobs dropped per hour (the unpredictable part).") var blobRate = 0.5
     @Option(help: "Output file (.csv or .npy; .nc for tracer).") var out: String
     @Flag(help: "Print a JSON summary.") var json = false
 
@@ -61,12 +61,12 @@ struct Generate: ParsableCommand {
             let summary = try generating { try generateTrajectories(options, to: out, progress: $0) }
             if json {
                 print(JSON.object([
-                    "path": .string(summary.path), "system": .string(name.rawValue), "trajectories": .number(Double(summary.trajectories)),
-                    "steps": .number(Double(summary.steps)), "dt": .number(summary.dt),
+                    "path": .string(summary.path), "system": .string(name.rawValue), "trajectories": .int(summary.trajectories),
+                    "steps": .int(summary.steps), "dt": .number(summary.dt),
                     "variables": .array(summary.variableNames.map { .string($0) }), "inputs": .array(summary.inputNames.map { .string($0) }),
                 ]).text)
             } else {
-                print("wrote \(summary.path): \(summary.trajectories) trajectories × \(summary.steps) steps of \(name.rawValue), dt = \(summary.dt), variables \(summary.variableNames.joined(separator: ","))\(summary.inputNames.isEmpty ? "" : ", inputs \(summary.inputNames.joined(separator: ","))")")
+                print("wrote \(summary.path): \(plural(summary.trajectories, "trajectory", "trajectories")) × \(plural(summary.steps, "step")) of \(name.rawValue), dt = \(summary.dt), variables \(summary.variableNames.joined(separator: ","))\(summary.inputNames.isEmpty ? "" : ", inputs \(summary.inputNames.joined(separator: ","))")")
             }
         }
     }
@@ -117,6 +117,6 @@ struct Generate: ParsableCommand {
     func generating<T>(_ body: (((Double) -> Void)?) throws -> T) rethrows -> T {
         let progress = TerminalProgress()
         defer { progress.clear() }
-        return try body(progress.enabled ? { f in printErrorInline("\rgenerating: \(Int(f * 100))%   ") } : nil)
+        return try body(progress.enabled ? { f in printErrorInline("\rgenerating: \(Int(f * 100))%\u{1B}[K") } : nil)
     }
 }

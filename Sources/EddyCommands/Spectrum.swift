@@ -11,13 +11,24 @@ struct SpectrumCommand: ParsableCommand {
     )
 
     @Option(help: "A Koopman-form model file.") var model: String
-    @Option(help: "Show the N eigenvalues of largest modulus (all are in --json).") var top = 20
+    @Option(parsing: .unconditional, help: "Show the N eigenvalues of largest modulus (all are in --json).") var top = 20
+    @Option(parsing: .unconditional, help: "Time step, for frequencies and growth rates (default: the model's dt; only where the model's dt was not read off a time column).") var dt: Double?
+    @Option(help: "Draw the eigenvalues in the complex plane with the unit circle as SVG here.") var plot: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         try reportingErrors {
             if top < 0 { throw EddyError("--top must be at least 0 (the number of eigenvalues shown), got \(top)") }
-            let s = try Spectrum.of(try readModel(model))
+            try OutputGuard.check(outputs: [("--plot", plot)], inputs: [("--model", model)])
+            try OutputPath.check(plot, option: "--plot", [".svg"])
+            var file = try readModel(model)
+            try ModelTime.apply(dt, to: &file, path: model, reports: "frequencies and growth rates")
+            let s = try Spectrum.of(file)
+            if let plot {
+                let chart = SpectrumPlot(title: "Eigenvalues of K: \(model) (width \(file.metadata.width), dt = \(Format.general(s.dt)))",
+                                         eigenvalues: s.eigenvalues.map { ($0.real, $0.imaginary) })
+                try AtomicFile.write(chart.render(), to: plot)
+            }
             if json {
                 print(JSON.object([
                     "dt": .number(s.dt),
@@ -32,7 +43,7 @@ struct SpectrumCommand: ParsableCommand {
                       + pad(Format.scientific(e.frequency, 4), 14) + Format.scientific(e.growthRate, 4))
             }
             let outside = s.eigenvalues.filter { $0.modulus > 1 + 1e-6 }.count
-            print("\(outside) eigenvalue(s) outside the unit circle (|λ| > 1 + 1e-6)")
+            print("\(plural(outside, "eigenvalue")) outside the unit circle (|λ| > 1 + 1e-6)")
         }
     }
 }

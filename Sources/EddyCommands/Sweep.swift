@@ -14,41 +14,46 @@ struct SweepCommand: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @Option(help: "Validation trajectories (same variables and inputs as --data).") var validation: String?
-    @Option(help: "Instead of --validation: hold out the last fraction of every training trajectory.") var validationFraction: Double?
+    @Option(parsing: .unconditional, help: "Instead of --validation: hold out the last fraction of every training trajectory.") var validationFraction: Double?
     @Option(help: "Validation rows at or after this time (with --validation; e.g. the same file as --data with another window).") var validationFrom: String?
     @Option(help: "Validation rows before this time.") var validationUntil: String?
-    @Option(help: "Widths, strictly increasing, comma-separated.") var widths: String
-    @Option(help: "Relative ridges α, strictly increasing, comma-separated (default 1e-12,1e-10,1e-8,1e-6; 0 for --solver qr).") var ridges: String?
-    @Option(help: "Forecast steps per validation origin.") var horizon: Int
-    @Option(name: [.customLong("origin-stride"), .customLong("validation-every")],
+    // Every model option takes a list here, under train's name and its plural (README, "One vocabulary").
+    @Option(name: [.customLong("widths"), .customLong("width")], parsing: .unconditional,
+            help: "Widths M, strictly increasing, comma-separated (--width 400 is one).") var widths: String
+    @Option(name: [.customLong("ridges"), .customLong("ridge")], parsing: .unconditional,
+            help: "Relative ridges α, strictly increasing, comma-separated (default 1e-12,1e-10,1e-8,1e-6; 0 for --solver qr).") var ridges: String?
+    @Option(parsing: .unconditional, help: "Forecast steps per validation origin.") var horizon: Int
+    @Option(name: [.customLong("origin-stride"), .customLong("validation-every")], parsing: .unconditional,
             help: "Rows between validation origins (default: the horizon, or less — overlapping forecasts — so that there are at least 32 origins); 1 scores on every validation origin.") var originStride: Int?
-    @Option(help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
-    @Option(help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
-    @Option(help: "Number of seeds 0…N−1 (one pass each).") var seeds = 1
-    @Option(help: "Delays, strictly increasing, comma-separated (one pass each).") var delays = "1"
+    @Option(name: [.customLong("forms"), .customLong("form")], help: "Forms to score: recurrent, koopman or both.") var forms = "recurrent"
+    @Option(name: [.customLong("samplers"), .customLong("sampler")], help: "Samplers: swim, random or both (one pass each).") var samplers = "swim"
+    @Option(name: [.customLong("seeds"), .customLong("seed")], parsing: .unconditional,
+            help: "Sampling seeds, comma-separated (one pass each), e.g. --seed 7 or --seeds 0,1,2.") var seeds = "0"
+    @Option(parsing: .unconditional, help: "Delays k, strictly increasing, comma-separated (one pass each).") var delays = "1"
     @Option(help: "Horizon steps (1-based) whose error is averaged into the score; default every step.") var scoreSteps: String?
-    @Option(help: "Largest Lyapunov exponent, to report valid prediction times in Lyapunov times.") var lyapunov: Double?
+    @Option(parsing: .unconditional, help: "Largest Lyapunov exponent, to report valid prediction times in Lyapunov times.") var lyapunov: Double?
     @Option(help: "Activation: tanh or relu.") var activation = "tanh"
-    @Option(help: "Standard deviation of random-feature weights.") var scale = 1.0
-    @Option(help: "Instead of --scale: random-feature scales to search, strictly increasing, comma-separated (one pass each).") var scales: String?
-    @Option(help: "SWIM candidate pool size.") var swimPool = 65536
-    @Option(help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
+    @Option(name: [.customLong("scales"), .customLong("scale")],
+            help: "Standard deviations of random-feature weights (--sampler random), strictly increasing, comma-separated (one pass each; default 1).") var scales: String?
+    @Option(parsing: .unconditional, help: "SWIM candidate pool size.") var swimPool = 65536
+    @Option(parsing: .unconditional, help: "Reduce the variables to their leading K principal components (EOFs, fitted on the training data) first; a list (10,40,80) tries each K, one pass each. The best model forecasts the variables.") var pca: String?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
-    @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
-    @Option(help: "Raw rows per block of the data (a directory: its files): the unit the statistics are merged in and, with --validation, that MPI shards are made of.") var shardRows = 4096
-    @Option(help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
+    @Option(parsing: .unconditional, help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(parsing: .unconditional, help: "Raw rows per block of the data (a directory: its files): the unit the statistics are merged in and that MPI shards are made of.") var shardRows = 4096
+    @Option(parsing: .unconditional, help: "Time step (default: read off a t/time column, else 1).") var dt: Double?
     @Option(name: [.customLong("solver"), .customLong("sweep-solver")],
             help: "How each width is solved: qr (default: a streamed QR factor of the rows per pass, one SVD per width serving every ridge and cut-off: least-squares accuracy), or from the Gram: auto (cholesky per ridge, or eigh for many ridges; the default with --precision mixed), eigh, cholesky.") var sweepSolver: String?
-    @Option(help: "Cut-offs for --solver qr, strictly increasing, comma-separated (e.g. 1e-14,1e-12,1e-10): singular values of the rows below rcond·σ_max are dropped (default: machine ε).") var rconds: String?
-    @Option(help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
+    @Option(name: [.customLong("rconds"), .customLong("rcond")], help: "Cut-offs for --solver qr, strictly increasing, comma-separated (e.g. 1e-14,1e-12,1e-10): singular values of the rows below rcond·σ_max are dropped (default: machine ε).") var rconds: String?
+    @Option(parsing: .unconditional, help: "Width to sample (default: the largest of --widths); every width must be at most this.") var sampleWidth: Int?
     @Option(help: "Compute backend for the pass: auto, cpu or opencl (solves run on the CPU in double).") var backend = "auto"
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision = "double"
     @Option(help: "Write the best model here.") var out: String?
     @Flag(inversion: .prefixedNo, help: "With --validation-fraction: solve the chosen model again on all the data (the merge of the training and validation parts' pass states) before writing it.") var refit = true
-    @Option(help: "Write every candidate as CSV here.") var csv: String?
+    @Option(help: "Write every candidate as CSV here (- for standard output, instead of the table).") var csv: String?
     @Option(help: "Draw validation error against width (one line per form and ridge) as SVG here.") var plot: String?
-    @Option(help: "Rows of the table to print.") var top = 15
+    @Option(parsing: .unconditional, help: "Rows of the table to print.") var top = 15
+    @Option(help: "Units of the variables, NAME=UNIT pairs, comma-separated (temp=°F,humid=%): stored in the best model for plot axes.") var units: String?
     @Flag(help: "Print JSON instead of the table.") var json = false
 
     func numbers<T: LosslessStringConvertible>(_ text: String, _ option: String) throws -> [T] {
@@ -61,21 +66,26 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if top < 0 { throw EddyError("--top must be 0 or more (rows of the table to print), got \(top)") }
-            try OutputGuard.check(outputs: [("--out", out), ("--csv", csv), ("--plot", plot)],
+            try OutputPath.checkStdout([("--csv", csv)], json: json)
+            try OutputGuard.check(outputs: OutputPath.files([("--out", out), ("--csv", csv), ("--plot", plot)]),
                                   inputs: [("--data", data.data), ("--validation", validation)])
+            try OutputPath.check(out, option: "--out", [".safetensors", ".st"])
+            try OutputPath.check(csv, option: "--csv", [".csv"], stdout: true)
+            try OutputPath.check(plot, option: "--plot", [".svg"])
             for (option, path) in [("--data", data.data), ("--validation", validation)] {
                 guard let path else { continue }
                 try InputGuard.requireRegularFile(path, option: option, reason: "a sweep reads its data once per pass; write it to a file first")
             }
             let train = try data.spec(dt: dt)
+            let unitMap = try parseUnits(units)
             let source: ValidationSource
             switch (validation, validationFraction) {
             case (let v?, nil):
                 // The validation data are read like the training data, with their own time window.
                 var spec = train
                 spec.path = v
-                spec.from = try validationFrom.map { try parseTime($0, "--validation-from") }
-                spec.until = try validationUntil.map { try parseTime($0, "--validation-until") }
+                spec.from = try validationFrom.map { try parseTime($0, "--validation-from", format: train.timeFormat) }
+                spec.until = try validationUntil.map { try parseTime($0, "--validation-until", format: train.timeFormat) }
                 source = .data(spec)
             case (nil, let f?): source = .fraction(f)
             case (nil, nil): throw EddyError("give validation data with --validation FILE or --validation-fraction F")
@@ -93,14 +103,25 @@ struct SweepCommand: ParsableCommand {
             }
             config.forms = try splitList(forms).map { try parseChoice($0, "--forms") }
             config.samplers = try splitList(samplers).map { try parseChoice($0, "--samplers") }
-            if seeds < 1 { throw EddyError("--seeds must be at least 1, got \(seeds)") }
-            config.seeds = (0..<seeds).map { UInt64($0) }
+            config.seeds = try splitList(seeds).map { try SeedOption(argument: $0)!.value("--seeds") }
+            if config.seeds.isEmpty { throw EddyError("--seeds: expected seeds like 7 or 0,1,2, got '\(seeds)'") }
+            if Set(config.seeds).count != config.seeds.count { throw EddyError("--seeds: a seed is listed twice in '\(seeds)'") }
+            // --seeds used to be a count (0…N−1); a single number typed as --seeds is now that one seed.
+            if config.seeds.count == 1, config.seeds[0] > 0, CommandLine.arguments.contains(where: { $0 == "--seeds" || $0.hasPrefix("--seeds=") }), !json {
+                printError("eddy: note: --seeds \(seeds) is the one seed \(seeds): --seeds lists seeds (as --seed), it is no longer a count; for seeds 0…\(config.seeds[0] - 1) write --seeds \((0..<min(config.seeds[0], 4)).map(String.init).joined(separator: ","))\(config.seeds[0] > 4 ? ",…" : "")")
+            }
             config.delays = try numbers(delays, "--delays")
             config.scoreSteps = try scoreSteps.map { try numbers($0, "--score-steps") }
             config.lyapunov = lyapunov
             config.activation = try parseChoice(activation, "--activation")
-            config.randomScale = scale
-            config.scales = try scales.map { try numbers($0, "--scales") }
+            // One scale is the pass's scale; several are searched.
+            let scaleList: [Double]? = try scales.map { try numbers($0, "--scales") }
+            if let one = scaleList, one.count == 1 {
+                if !(one[0] > 0 && one[0].isFinite) { throw EddyError("--scale must be positive and finite, got \(one[0])") }
+                config.randomScale = one[0]
+            } else {
+                config.scales = scaleList
+            }
             config.swimPool = swimPool
             config.chunkRows = chunkRows
             config.shardRows = shardRows
@@ -120,15 +141,22 @@ struct SweepCommand: ParsableCommand {
             let result = try Sweep(config: config, backend: device, progress: progress.handler()).run()
             progress.clear()
             // Everything is computed; now write the outputs (each atomically).
-            if let out { try ModelFile.write(result.best, to: out) }
-            if let csv { try AtomicFile.write(sweepCSV(result), to: csv) }
+            try checkUnits(unitMap, variables: result.best.metadata.variables)
+            if let out {
+                var best = result.best
+                if let f = train.timeFormat { best.metadata.shaping?.timeFormat = f }   // new data are read with the same format
+                if !unitMap.isEmpty { best.metadata.units = unitMap }
+                try ModelFile.write(best, to: out)
+            }
+            if let csv { try OutputPath.write(sweepCSV(result), to: csv) }
             if let plot { try AtomicFile.write(sweepPlot(result, config: config), to: plot) }
             for w in result.warnings { printError("eddy: warning: \(w)") }
             if json {
                 print(sweepJSON(result).text)
                 return
             }
-            print("\(result.candidates.count) candidates from \(result.passes) data pass(es), scored on \(result.validationOrigins) validation origin(s) of \(horizon) steps, \(result.originStride) rows apart")
+            if csv == "-" { return }
+            print("\(plural(result.candidates.count, "candidate")) from \(plural(result.passes, "data pass", "data passes")), scored on \(plural(result.validationOrigins, "validation origin")) of \(plural(horizon, "step")), \(plural(result.originStride, "row")) apart")
             if let line = pcaLine(result.best) { print(line) }
             print("time: pass \(Format.fixed(result.seconds["pass"] ?? 0, 2)) s, solves \(Format.fixed(result.seconds["solve"] ?? 0, 2)) s, scoring \(Format.fixed(result.seconds["score"] ?? 0, 2)) s")
             print("")
@@ -165,11 +193,12 @@ func sweepCSV(_ r: SweepResult) -> String {
 }
 
 func sweepJSON(_ r: SweepResult) -> JSON {
+    // An ordered list of pairs (a dictionary literal joined with + would come out in hash order).
     .object(pcaJSON(r.best) + [
-        "passes": .int(r.passes), "validation_origins": .int(r.validationOrigins), "origin_stride": .int(r.originStride),
-        "seconds": .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) }),
-        "warnings": .array(r.warnings.map { .string($0) }),
-        "candidates": .array(r.candidates.map { c in candidateJSON(c) }),
+        ("passes", .int(r.passes)), ("validation_origins", .int(r.validationOrigins)), ("origin_stride", .int(r.originStride)),
+        ("seconds", .object(r.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.seconds($0.value)) })),
+        ("warnings", .array(r.warnings.map { .string($0) })),
+        ("candidates", .array(r.candidates.map { c in candidateJSON(c) })),
     ])
 }
 
@@ -193,20 +222,35 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
     var series: [LinePlot.Series] = []
     var keys: [String] = []
     var groups: [String: [(Double, Double)]] = [:]
+    var ridgeOf: [String: Double] = [:]
     for c in r.candidates {
         let key = "\(c.form.rawValue) α=\(Format.scientific(c.ridge, 0))" + (config.rconds.count > 1 ? " rcond=\(Format.scientific(c.rcond ?? 0, 0))" : "")
             + (config.delays.count > 1 ? " k=\(c.delays)" : "") + (config.samplers.count > 1 ? " \(c.sampler.rawValue)" : "")
             + (config.seeds.count > 1 ? " seed \(c.seed)" : "") + ((config.scales?.count ?? 0) > 1 ? " scale \(Format.general(c.scale ?? 0))" : "") + ((config.pca?.count ?? 0) > 1 ? " pca \(c.pca ?? 0)" : "")
         if groups[key] == nil { keys.append(key) }
         groups[key, default: []].append((Double(c.width), c.score))
+        ridgeOf[key] = c.ridge
     }
+    // One colour per ridge (the same in both forms), dashed for the Koopman form, when form and ridge are all that
+    // vary between lines: the lines of one ridge read together. Otherwise the palette in order.
+    let ridges = Array(Set(r.candidates.map(\.ridge))).sorted()
+    let byRidge = keys.count <= 2 * ridges.count && ridges.count <= LinePlot.palette.count
     for key in keys.sorted() {
         let points = groups[key]!.sorted { $0.0 < $1.0 }
-        series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman")))
+        let colour = byRidge ? ridgeOf[key].flatMap { ridges.firstIndex(of: $0) }.map { LinePlot.palette[$0] } : nil
+        series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman"), color: colour))
     }
-    let panel = LinePlot.Panel(title: "validation error against width", xLabel: "width (neurons)", yLabel: "mean standardised MSE",
+    var panel = LinePlot.Panel(title: "validation error against width", xLabel: "width M (neurons, log scale)", yLabel: "score: mean standardised MSE (log scale)",
                                series: series, logY: true, markers: true)
-    var plot = LinePlot(title: "eddy sweep", panels: [panel])
+    // Widths double from one to the next in a typical sweep: a log axis spaces them evenly.
+    panel.logX = r.candidates.allSatisfy { $0.width > 0 }
+    panel.xTicks = Array(Set(r.candidates.map { Double($0.width) })).sorted()
+    // The chosen model: ringed and named (candidates are ranked best first).
+    if let best = r.candidates.first {
+        panel.highlights = [LinePlot.Highlight(x: Double(best.width), y: best.score,
+                                               label: "chosen: \(best.form.rawValue), M = \(best.width), α = \(Format.scientific(best.ridge, 0))")]
+    }
+    var plot = LinePlot(title: "eddy sweep: \(plural(r.candidates.count, "candidate")) on \(plural(r.validationOrigins, "validation origin"))", panels: [panel])
     plot.panelHeight = 420
     return plot.render()
 }

@@ -11,39 +11,42 @@ struct Train: ParsableCommand {
     )
 
     @OptionGroup var data: DataOptions
-    @Option(help: "Delays k: the window z_t = [x_t, …, x_{t-k+1}].") var delays = 1
-    @Option(help: "Neurons M in the sampled hidden layer (0: a linear model on the delays).") var width: Int
+    @Option(parsing: .unconditional, help: "Delays k: the window z_t = [x_t, …, x_{t-k+1}].") var delays = 1
+    @Option(parsing: .unconditional, help: "Neurons M in the sampled hidden layer (0: a linear model on the delays).") var width: Int
     @Option(help: "Hidden-layer sampler: swim (data-driven pairs) or random (Gaussian weights, uniform biases).") var sampler: String = "swim"
     @Option(help: "Activation: tanh or relu.") var activation: String = "tanh"
     @Option(help: "Model form: recurrent (x_{t+1} = Ψ(z_t)A + u_tB, re-lifted every step) or koopman (Ψ_{t+1} = Ψ_tK + u_tB).") var form: String = "recurrent"
-    @Option(help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 0 for qr, which regularises by its cut-off --rcond; 1e-10 for the others).") var ridge: Double?
+    @Option(parsing: .unconditional, help: "Relative ridge α: λ = α·trace(G)/(D+m) (default 0 for qr, which regularises by its cut-off --rcond; 1e-10 for the others).") var ridge: Double?
     @Option(help: "Solver: qr (default: a streamed QR factor of the rows, then an SVD of the factor — least-squares accuracy in one pass, 2–3× cholesky's time), cholesky (normal equations G = ΦᵀΦ: fastest, but squares the conditioning; the default with --precision mixed), eigh (eigendecomposition of G, --rcond cut-off) or lstsq (SVD on the rows, in memory). All solve the same ridge problem; qr and lstsq with --ridge 0 are NumPy's lstsq.") var solver: String?
-    @Option(help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
+    @Option(parsing: .unconditional, help: "Cut-off for eigh, qr and lstsq: singular values of the rows below rcond·σ_max are dropped (as NumPy's lstsq; qr's default: machine ε).") var rcond: Double?
     @Option(help: "Random seed for sampling.") var seed = SeedOption(0)
-    @Option(help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
-    @Option(help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
-    @Option(help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
+    @Option(parsing: .unconditional, help: "Time step of the data (default: read off a t/time column, else 1; .npy files have none, so give it).") var dt: Double?
+    @Option(parsing: .unconditional, help: "Standard deviation of random-feature weights (--sampler random).") var scale = 1.0
+    @Option(parsing: .unconditional, help: "Reduce the variables to their leading K principal components (EOFs, one more streamed pass) and train on those; forecasts come back as the variables. For wide states such as gridded fields.") var pca: Int?
     @Flag(inversion: .prefixedNo, help: "With --pca: weight grid points with a latitude (VAR[…:lat=φ:…]) by √cos φ, so each stands for its area.") var areaWeights = true
-    @Option(help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
-    @Option(help: "Raw rows per block of the data (a directory: its files): the unit the statistics are merged in and that MPI shards are made of. Results do not depend on the number of processes; use fewer rows than rows ÷ processes so every process gets some.") var shardRows = 4096
+    @Option(parsing: .unconditional, help: "Windows per chunk in the streamed pass.") var chunkRows = 4096
+    @Option(parsing: .unconditional, help: "Raw rows per block of the data (a directory: its files): the unit the statistics are merged in and that MPI shards are made of. Results do not depend on the number of processes; use fewer rows than rows ÷ processes so every process gets some.") var shardRows = 4096
     @Option(help: ArgumentHelp("Rows per QR block update on the CPU (default: about 64 MiB of rows, 256…8192).", visibility: .hidden)) var qrBlockRows: Int?
-    @Option(help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
+    @Option(parsing: .unconditional, help: "SWIM candidate pool: a uniform reservoir of at most this many training pairs.") var swimPool = 65536
     @Option(help: "Compute backend: auto (an OpenCL GPU that passes a self-test, else the CPU), cpu or opencl.") var backend: String = "auto"
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them.") var device: String?
     @Option(help: "OpenCL precision: double, or mixed (float lift and chunk products, summed in double).") var precision: String = "double"
     @Option(help: "Where to write the model (safetensors with JSON metadata).") var out: String
     @Option(help: "Also write the pass's merged state as a 2-D .npy: [G | R] (the Gram sums, for cholesky and eigh) or the upper-triangular factor R of [Φ | Y] in factor order [1, z, u, φ | Y] (qr). For checks and for comparing runs.") var saveState: String?
+    @Option(help: "Units of the variables, NAME=UNIT pairs, comma-separated (temp=°F,humid=%): stored in the model for plot axes.") var units: String?
     @Flag(help: "Print a JSON report on stdout.") var json = false
 
     func run() throws {
         try reportingErrors {
             // Outputs are checked before any work: never an input, a special file or an unwritable place.
             try OutputGuard.check(outputs: [("--out", out), ("--save-state", saveState)], inputs: [("--data", data.data)])
+            try OutputPath.check(out, option: "--out", [".safetensors", ".st"])
             if let saveState, !saveState.lowercased().hasSuffix(".npy") {
                 throw EddyError("--save-state \(saveState): the state is written as .npy; name a file ending in .npy")
             }
             try InputGuard.requireRegularFile(data.data, option: "--data",
                                               reason: "training reads its data two or three times (statistics, the pass, --pca); write it to a file first")
+            let unitMap = try parseUnits(units)
             var config = TrainingConfig(data: try data.spec(dt: dt))
             config.delays = delays
             config.width = width
@@ -77,8 +80,16 @@ struct Train: ParsableCommand {
                 cpu.qrBlockRows = qrBlockRows
             }
             let progress = TerminalProgress()
+            // Statistics and the pass; --pca's passes vary (an exact fit or power iterations), so then no total.
+            if pca == nil { progress.passes = 2 }
             var clock = Stopwatch()
-            let (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
+            var (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
+            // Forecasts read new data with the same date format.
+            if let f = config.data.timeFormat { model.metadata.shaping?.timeFormat = f }
+            if !unitMap.isEmpty {
+                try checkUnits(unitMap, variables: model.metadata.variables)
+                model.metadata.units = unitMap
+            }
             progress.clear()
             // All outputs or none: the state is written to its temporary file first, then the model, then both move into place.
             var stateFile: AtomicFile?
@@ -104,19 +115,22 @@ struct Train: ParsableCommand {
                 let rcondJSON: JSON = m.rcond.map { .number($0) } ?? .null
                 let droppedJSON: JSON = m.dropped.map { .int($0) } ?? .null
                 let residualJSON: JSON = m.residual.map { .number($0) } ?? .null
-                print(JSON.object([
-                    "model": .string(out), "backend": .string(report.backend), "rows": .int(s.rows), "segments": .int(s.segments),
-                    "pairs": .int(s.pairs), "features": .int(model.layout.featureCount), "form": .string(model.metadata.form.rawValue),
-                    "solver": .string(model.metadata.solver.rawValue), "ridge": .number(model.metadata.ridge), "lambda": .number(model.metadata.lambda),
-                    "condition": .number(report.condition), "rcond": rcondJSON, "dropped": droppedJSON, "residual": residualJSON,
-                    "fingerprint": .string(s.fingerprintHex), "dt": .number(model.metadata.dt),
-                    "seconds": .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.number($0.value)) } + [("total", .number(total))]),
-                    "warnings": .array(report.warnings.map { .string($0) }),
-                    "filled_rows": .int(report.fill.rows), "filled_gaps": .int(report.fill.gaps), "longest_filled_gap": .int(report.fill.longest),
-                ] + pcaJSON(model) + (ranks.isEmpty ? [] : [("ranks", .object([("count", .int(ranks.count)),
-                                                                                 ("cpu_seconds", .array(ranks.map { .number($0) }))]))])).text)
+                // Built as an ordered list of pairs: a dictionary literal joined with + iterates in hash order,
+                // which changed the key order from run to run.
+                let pairs: [(String, JSON)] = [
+                    ("model", .string(out)), ("backend", .string(report.backend)), ("rows", .int(s.rows)), ("segments", .int(s.segments)),
+                    ("pairs", .int(s.pairs)), ("features", .int(model.layout.featureCount)), ("form", .string(model.metadata.form.rawValue)),
+                    ("solver", .string(model.metadata.solver.rawValue)), ("ridge", .number(model.metadata.ridge)), ("lambda", .number(model.metadata.lambda)),
+                    ("condition", .number(report.condition)), ("rcond", rcondJSON), ("dropped", droppedJSON), ("residual", residualJSON),
+                    ("fingerprint", .string(s.fingerprintHex)), ("dt", .number(model.metadata.dt)),
+                    ("seconds", .object(report.seconds.sorted { $0.key < $1.key }.map { ($0.key, JSON.seconds($0.value)) } + [("total", .seconds(total))])),
+                    ("warnings", .array(report.warnings.map { .string($0) })),
+                    ("filled_rows", .int(report.fill.rows)), ("filled_gaps", .int(report.fill.gaps)), ("longest_filled_gap", .int(report.fill.longest)),
+                ]
+                print(JSON.object(pairs + pcaJSON(model) + (ranks.isEmpty ? [] : [("ranks", .object([("count", .int(ranks.count)),
+                                                                                                   ("cpu_seconds", .array(ranks.map { .seconds($0) }))]))])).text)
             } else {
-                print("trained \(model.metadata.form.rawValue) model: \(s.pairs) pairs from \(s.rows) rows in \(s.segments) segment(s); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
+                print("trained \(model.metadata.form.rawValue) model: \(plural(s.pairs, "pair")) from \(plural(s.rows, "row")) in \(plural(s.segments, "segment")); D = \(model.layout.dictionarySize) (+\(model.layout.inputs) inputs)")
                 if let line = pcaLine(model) { print(line) }
                 if let filled { print(filled) }
                 if model.metadata.solver == .qr {

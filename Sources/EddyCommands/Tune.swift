@@ -13,7 +13,7 @@ struct Tune: ParsableCommand {
     )
 
     @Option(help: "OpenCL device: an index or part of a name, as eddy devices lists them (default: auto's GPU).") var device: String?
-    @Option(help: "Precisions to tune, comma-separated: single, double.") var precision = "single,double"
+    @Option(name: [.customLong("precisions"), .customLong("precision")], help: "Precisions to tune, comma-separated, as --precision elsewhere: mixed (the float kernels mixed precision runs) and double ('single' is the old name of mixed).") var precision = "mixed,double"
     @Option(help: "Features of the timed pass: ld, the dictionary size D padded to a multiple of 64 (4160 for D = 4129 at the benchmark shape).") var size = 2048
     @Option(help: "Rows per slice of the timed pass (eddy train/bench --chunk-rows; a multiple of 128).") var rows = 4096
     @Option(help: "Parameter sets to try besides CLBlast's defaults.") var trials = 12
@@ -54,8 +54,12 @@ struct Tune: ParsableCommand {
             }
             var found: [KernelParameters] = []
             var reports: [JSON] = []
-            for p in splitList(precision) {
-                guard p == "single" || p == "double" else { throw EddyError("--precision: unknown value '\(p)'; expected single, double") }
+            let wanted = splitList(precision)
+            if wanted.contains("single") { printError("eddy: note: tune's --precision single is now --precision mixed (the float kernels; the old name still works)") }
+            for given in wanted {
+                guard ["mixed", "single", "double"].contains(given) else { throw EddyError("--precision: unknown value '\(given)'; expected mixed, double") }
+                // CLBlast's kernels are single or double; mixed precision runs the single ones.
+                let p = given == "double" ? "double" : "single"
                 if p == "double" && !d.fp64 { printError("eddy: \(d.name) has no FP64; skipping double"); continue }
                 printError("tuning Xgemm \(p) on \(d.name): CLBlast defaults and \(trials) parameter sets, ld = \(size), \(rows) rows")
                 // Progress goes to stderr with --json too: a run cut short by a timeout still shows how far it got.
@@ -68,7 +72,7 @@ struct Tune: ParsableCommand {
                     try TuningCache.save(found, for: d)
                 }
                 reports.append(.object([
-                    "precision": .string(p), "size": .int(r.size), "rows": .int(r.rows), "fresh_contexts": .int(r.freshContexts), "default_gflops": .number(r.defaultRate), "best_gflops": .number(r.bestRate),
+                    "precision": .string(given), "kernel_precision": .string(p), "size": .int(r.size), "rows": .int(r.rows), "fresh_contexts": .int(r.freshContexts), "default_gflops": .number(r.defaultRate), "best_gflops": .number(r.bestRate),
                     "best": r.best.map { .string($0.line) } ?? .null, "tried": .int(r.trials.count - 1),
                     "failed": .int(r.trials.filter { $0.error != nil }.count), "skipped": .int(r.skipped),
                 ]))

@@ -71,14 +71,14 @@ public enum Benchmark {
                 ("tool", .string("eddy")), ("backend", .string(backend)), ("device", .string(device)), ("form", .string(form.rawValue)),
                 ("precision", .string(precision)), ("rows", .int(rows)), ("features", .int(features)),
             ]
-            for (k, v) in phases.sorted(by: { $0.key < $1.key }) { pairs.append(("\(k)_s", .number(v))) }
-            for (k, v) in solveSplit.sorted(by: { $0.key < $1.key }) { pairs.append(("solve_\(k)_s", .number(v))) }
-            for (k, v) in deviceSolve.sorted(by: { $0.key < $1.key }) { pairs.append(("device_solve_\(k)_s", .number(v))) }
-            if !deviceSolve.isEmpty { pairs.append(("device_solve_s", .number(deviceSolve.values.reduce(0, +)))) }
+            for (k, v) in phases.sorted(by: { $0.key < $1.key }) { pairs.append(("\(k)_s", .seconds(v))) }
+            for (k, v) in solveSplit.sorted(by: { $0.key < $1.key }) { pairs.append(("solve_\(k)_s", .seconds(v))) }
+            for (k, v) in deviceSolve.sorted(by: { $0.key < $1.key }) { pairs.append(("device_solve_\(k)_s", .seconds(v))) }
+            if !deviceSolve.isEmpty { pairs.append(("device_solve_s", .seconds(deviceSolve.values.reduce(0, +)))) }
             if let deviceSolveDifference { pairs.append(("device_solve_difference", .number(deviceSolveDifference))) }
             if let deviceSolveError { pairs.append(("device_solve_error", .string(deviceSolveError))) }
-            pairs += [("accumulate_s", .number(accumulate)), ("solve_s", .number(solve)), ("solve_failed_s", .number(solveFailed)),
-                      ("total_s", .number(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
+            pairs += [("accumulate_s", .seconds(accumulate)), ("solve_s", .seconds(solve)), ("solve_failed_s", .seconds(solveFailed)),
+                      ("total_s", .seconds(accumulate + solve)), ("solve_ridge", .number(solveRidge)), ("repetitions", .int(repetitions)),
                       ("gram_tflops", .number(gramTFLOPs))]
             if let lift = phases["lift"], let bytes = liftBytes { pairs.append(("lift_gbs", .number(Double(bytes) / lift / 1e9))) }
             if let traffic { pairs.append(("traffic_per_slice", traffic.json)) }

@@ -346,13 +346,14 @@ struct GriddedFile {
         for name in ["t", "u", "flag", "origin_row", "time"] { #expect(try read(dir + "/b.nc", name).values == read(out, name).values, "\(name)") }
         try FileManager.default.removeItem(atPath: dir + "/b.nc")
         // Maps for --plot: t at its first level, north up; truth, forecast and difference at steps 1 and 4.
-        let map = try #require(MapPlot.forecast(model: model, case: cases[0], forecast: Array(f[0..<(4 * n)]), horizon: 4))
+        let drawn = try MapPlot.forecast(model: model, case: cases[0], forecast: Array(f[0..<(4 * n)]), horizon: 4)
+        let map = try #require(drawn)
         #expect(map.rows.count == 2 && map.rows.allSatisfy { $0.count == 3 })
         let panel = map.rows[0][1]
         #expect(panel.rows == 4 && panel.columns == 5)
         #expect(panel.values[0] == f[15] && panel.values[19] == f[4])   // top left: lat 45, lon 0; bottom right: lat 30, lon 40
         #expect(map.rows[1][2].values[0] == f[3 * n + 15] - cases[0].truth[3 * n + 15])
-        #expect(map.render().components(separatedBy: "<rect").count - 1 == 1 + 6 * (20 + 50))
+        #expect(map.render().components(separatedBy: "<rect").count - 1 == 1 + 6 * (20 + 50 + 1))   // cells, colour bar, frame
         // A failed write leaves nothing behind.
         #expect(throws: EddyError.self) {
             try ForecastNetCDF.write(path: dir + "/missing/f.nc", model: model, cases: cases, forecasts: f, horizon: 4, firstDiverged: [:])

@@ -119,3 +119,31 @@ struct PlotTests {
         #expect(parsePlotSVG(LinePlot(title: "", panels: []).render()).ok)
     }
 }
+
+@Suite("map levels and coordinate labels")
+struct MapLevelTests {
+    @Test func levelsAreFoundByValueOrIndex() throws {
+        var names: [String] = []
+        for level in ["500", "850"] { for lat in ["-45", "45"] { for lon in ["0", "90", "270"] { names.append("q[level=\(level):lat=\(lat):lon=\(lon)]") } } }
+        let layout = try #require(GridLayout.parse(names))
+        let v = try #require(layout.variables.first)
+        #expect(try MapPlot.levelBlock(of: v, level: nil).block == 0)
+        #expect(try MapPlot.levelBlock(of: v, level: "850").block == 1)
+        #expect(try MapPlot.levelBlock(of: v, level: "level=500").block == 0)
+        #expect(try MapPlot.levelBlock(of: v, level: "1").block == 1)
+        #expect(throws: EddyError.self) { try MapPlot.levelBlock(of: v, level: "700") }
+        #expect(MapPlot.degrees("45", "lat") == "45°N" && MapPlot.degrees("-45", "latitude") == "45°S")
+        #expect(MapPlot.degrees("270", "lon") == "90°W" && MapPlot.degrees("90", "lon") == "90°E" && MapPlot.degrees("0", "lon") == "0°")
+        #expect(MapPlot.degrees("500", "level") == "500")
+    }
+
+    /// A log x axis over less than three decades has 1-2-5 ticks; a fixed y range clips the line, never the axis.
+    @Test func logAxesAndRanges() {
+        let axis = LinePlot.Axis.logarithmic(lo: 10, hi: 400, exact: true)
+        #expect(axis.ticks.map(\.label) == ["10", "20", "50", "100", "200"])
+        var panel = LinePlot.Panel(title: "p", xLabel: "x", yLabel: "y", series: [.init(name: "s", x: [1, 2, 3, 4], y: [1, 2, 1e200, -1e200])])
+        panel.yRange = 0...3
+        let svg = LinePlot(title: "t", panels: [panel]).render()
+        #expect(!svg.contains("e+200") && svg.contains(">3</text>"))
+    }
+}

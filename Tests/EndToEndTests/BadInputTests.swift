@@ -113,7 +113,7 @@ struct BadInputTests {
         // Origins inside the data take the inputs from the data.
         let inside = try eddy(["forecast", "--model", dir + "/m.st", "--data", dir + "/d.csv", "--horizon", "4", "--origins", "10,20", "--out", dir + "/g.csv"])
         #expect(inside.status == 0, "\(inside.stderr)")
-        #expect(try String(contentsOfFile: dir + "/g.csv", encoding: .utf8).hasPrefix("episode,origin_row,step,x,y\n"))
+        #expect(try String(contentsOfFile: dir + "/g.csv", encoding: .utf8).hasPrefix("episode,origin_row,step,x,y,flag\n"))
     }
 
     /// ISSUE 4, bad input to `eddy sweep`: each a clear error, and no model, CSV or plot written.

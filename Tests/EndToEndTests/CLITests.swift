@@ -23,7 +23,7 @@ struct CLITests {
                           "--horizon", "5", "--out", dir + "/f.csv", "--plot", dir + "/f.svg"])
         #expect(f.status == 0, "\(f.stderr)")
         let lines = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8).split(separator: "\n")
-        #expect(lines.first == "episode,step,x,y")
+        #expect(lines.first == "episode,step,x,y,flag")
         #expect(lines.count == 1 + 3 * 5)
         #expect(lines[1].hasPrefix("0,1,") && lines[5].hasPrefix("0,5,") && lines[6].hasPrefix("1,1,"))
         let svg = try String(contentsOfFile: dir + "/f.svg", encoding: .utf8)

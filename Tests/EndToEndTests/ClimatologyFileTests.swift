@@ -40,7 +40,7 @@ struct ClimatologyFileTests {
         let a = try acc(plain), b = try acc(given)
         #expect(a.count == b.count && !a.isEmpty)
         #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-12 * max(1, abs($0)) }, "\(a.prefix(4)) vs \(b.prefix(4))")
-        #expect(given.stdout.contains("training.csv (24 phase(s) of the day)"))
+        #expect(given.stdout.contains("training.csv (24 phases of the day)"))
         // One mean per variable (P = 1), shifted: a different climatology, a different ACC.
         try writeText((["phase"] + names).joined(separator: ",") + "\n0," + (0..<n).map { "\(clim[$0] + 1)" }.joined(separator: ",") + "\n",
                       dir + "/flat.csv")

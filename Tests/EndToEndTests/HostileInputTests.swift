@@ -198,7 +198,9 @@ struct HostileInputTests {
         try expectRefused(base + ["--out", f.dir + "/to-pipe.csv"], in: f.dir, mentions: ["--out", "to-pipe.csv", "FIFO"])
         try expectRefused(base + ["--out", f.dir + "/folder"], in: f.dir, mentions: ["--out", "folder", "directory"])
         try expectRefused(base + ["--out", f.dir + "/f.csv", "--plot", f.dir + "/folder"], in: f.dir, mentions: ["--plot", "directory"])
-        try expectRefused(base + ["--out", "-"], in: f.dir, mentions: ["--out -", "standard output is not supported"])
+        // `-` is standard output for CSV (forecast --out -) and nothing else: not a plot, not a model.
+        try expectRefused(base + ["--out", "-", "--plot", "-"], in: f.dir, mentions: ["--plot -", "to a file"])
+        try expectRefused(["train", "--data", f.data, "--width", "5", "--out", "-"], in: f.dir, mentions: ["--out -", "standard output is not supported"])
         try expectRefused(base + ["--out", f.dir + "/missing/f.csv"], in: f.dir, mentions: ["--out", "missing", "does not exist"])
         try expectRefused(["generate", "vanderpol", "--steps", "5", "--out", fifo], in: f.dir, mentions: ["--out", "FIFO"])
         try expectRefused(["generate", "vanderpol", "--steps", "5", "--out", f.dir + "/folder"], in: f.dir, mentions: ["--out", "directory"])
@@ -227,7 +229,7 @@ struct HostileInputTests {
         #expect(r.status == 0 && !r.signalled, "\(r.stderr)")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "real/target.csv", "the link is kept")
         let text = try String(contentsOfFile: real + "/target.csv", encoding: .utf8)
-        #expect(text.hasPrefix("episode,step,x,y\n"), "the target holds the forecast: \(text.prefix(80))")
+        #expect(text.hasPrefix("episode,step,x,y,flag\n"), "the target holds the forecast: \(text.prefix(80))")
         let leftovers = (try FileManager.default.contentsOfDirectory(atPath: f.dir) + FileManager.default.contentsOfDirectory(atPath: real))
             .filter { $0.contains(".tmp-") }
         #expect(leftovers.isEmpty, "\(leftovers)")

@@ -118,7 +118,7 @@ public final class CSVReader: RowReader {
             var row = try CSVReader.parse(fields, lineNumber: lineNumber, selection: selection, header: header, path: path, counts: &counts)
             row.source = lineNumber - 2
             if dates == nil, row.time != nil, let t = selection.time {
-                dates = TimeParser.isDate(CSVFormat.text(fields[t]))
+                dates = selection.timeFormat != nil || TimeParser.isDate(CSVFormat.text(fields[t]))
             }
             try shaper.add(row)
         }
@@ -151,8 +151,9 @@ public final class CSVReader: RowReader {
         var time: Double?
         if let t = selection.time {
             let text = CSVFormat.text(fields[t])
-            guard let v = TimeParser.seconds(text), v.isFinite else {
-                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(CSVFormat.short(text))' in time column '\(CSVFormat.short(header[t]))' as a time (expected ISO 8601 like 2013-01-01T06:00:00Z, or a number)")
+            guard let v = selection.timeFormat.map({ TimeParser.seconds(text, format: $0) }) ?? TimeParser.seconds(text), v.isFinite else {
+                let expected = selection.timeFormat.map { "in --time-format '\($0)'" } ?? "a date like 2013-01-01T06:00:00Z, 2013-01-01 06:00 or 2013/01/01 06:00 (or give --time-format), or a number"
+                throw EddyError.at(path, line: lineNumber, column: t + 1, "cannot read '\(CSVFormat.short(text))' in time column '\(CSVFormat.short(header[t]))' as a time (expected \(expected))")
             }
             time = v
         }

@@ -26,6 +26,9 @@ public struct DataSpec: Sendable {
     /// A column (e.g. a station) whose values become separate copies of every variable, aligned on time:
     /// one joint trajectory with variables `NAME@VALUE`. Reads the file into memory.
     public var pivot: String?
+    /// A strftime-style format for the time column's dates (`%d.%m.%Y %H:%M`; TimeParser.seconds(_:format:)); nil:
+    /// ISO 8601 and its slash and space forms, or numbers.
+    public var timeFormat: String?
     /// NetCDF (`.nc`) only: the variables to read; empty: every variable with a time dimension (coordinate variables aside).
     public var ncVariables: [String] = []
     /// NetCDF only: indices along a level dimension (`level`, `lev`, `plev`, `pressure_level`); nil: every level.
@@ -219,6 +222,8 @@ struct ColumnSelection {
     var inputNames: [String]
     /// Variable columns given in degrees, each read as a sine/cosine pair.
     var angleColumns: Set<Int> = []
+    /// The time column's date format (`DataSpec.timeFormat`).
+    var timeFormat: String?
 
     init(header: [String], spec: DataSpec, path: String) throws {
         func index(of name: String, role: String) throws -> Int {
@@ -266,5 +271,6 @@ struct ColumnSelection {
         variableNames = variables.flatMap { spec.angles.contains(header[$0]) ? ["\(header[$0])_sin", "\(header[$0])_cos"] : [header[$0]] }
         inputNames = inputs.map { header[$0] }
         angleColumns = Set(variables.filter { spec.angles.contains(header[$0]) })
+        timeFormat = spec.timeFormat
     }
 }

@@ -33,7 +33,7 @@ public enum CalendarFeature: String, CaseIterable, Codable, Sendable {
 }
 
 /// Times in a time column: ISO 8601 (`2013-01-01T06:00:00Z`, `2013-01-01 06:00`, `2013-01-01`, with an optional
-/// `Z` or `±hh:mm` offset) become seconds since 1970-01-01 UTC; plain numbers are taken as they are.
+/// `Z` or `±hh:mm` offset; slashes for the dashes too, `2013/01/01 06:00`) become seconds since 1970-01-01 UTC; plain numbers are taken as they are.
 public enum TimeParser {
     /// Whether a time text is a date (ISO 8601) rather than a plain number.
     public static func isDate(_ text: String) -> Bool { Double(text) == nil }
@@ -58,6 +58,72 @@ public enum TimeParser {
         return "\(y)-\(two(m))-\(two(d))T\(two(rest / 3600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
     }
 
+    /// A time in a strftime-style `format`: `%Y` (4 digits), `%y` (2: 69…99 → 19xx, else 20xx), `%m`, `%d`, `%H`,
+    /// `%M`, `%S` (1 or 2 digits each, `%S` with an optional fraction), `%b` (Jan…Dec, any case), `%z` (`Z`, `±hh`,
+    /// `±hhmm` or `±hh:mm`), `%%`; any other character must match itself. Seconds since 1970-01-01 UTC; nil when
+    /// the text does not match the whole format or a field is out of range.
+    public static func seconds(_ text: String, format: String) -> Double? {
+        let t = Array(text.utf8), f = Array(format.utf8)
+        var i = 0, k = 0
+        var y = 1970, mo = 1, d = 1, h = 0, mi = 0, s = 0.0, offset = 0
+        func digits(_ most: Int) -> Int? {
+            var v = 0, n = 0
+            while n < most, i < t.count, t[i] >= 48, t[i] <= 57 { v = v * 10 + Int(t[i] - 48); i += 1; n += 1 }
+            return n == 0 ? nil : v
+        }
+        while k < f.count {
+            if f[k] == UInt8(ascii: "%"), k + 1 < f.count {
+                let c = f[k + 1]
+                k += 2
+                switch c {
+                case UInt8(ascii: "Y"): guard let v = digits(4) else { return nil }; y = v
+                case UInt8(ascii: "y"): guard let v = digits(2) else { return nil }; y = v >= 69 ? 1900 + v : 2000 + v
+                case UInt8(ascii: "m"): guard let v = digits(2) else { return nil }; mo = v
+                case UInt8(ascii: "d"): guard let v = digits(2) else { return nil }; d = v
+                case UInt8(ascii: "H"): guard let v = digits(2) else { return nil }; h = v
+                case UInt8(ascii: "M"): guard let v = digits(2) else { return nil }; mi = v
+                case UInt8(ascii: "S"):
+                    guard let v = digits(2) else { return nil }
+                    s = Double(v)
+                    if i < t.count, t[i] == UInt8(ascii: ".") {
+                        i += 1
+                        var scale = 0.1
+                        while i < t.count, t[i] >= 48, t[i] <= 57 { s += Double(t[i] - 48) * scale; scale /= 10; i += 1 }
+                    }
+                case UInt8(ascii: "b"):
+                    guard i + 3 <= t.count else { return nil }
+                    let name = String(decoding: t[i..<(i + 3)], as: UTF8.self).lowercased()
+                    guard let m = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"].firstIndex(of: name) else { return nil }
+                    mo = m + 1; i += 3
+                case UInt8(ascii: "z"):
+                    guard i < t.count else { return nil }
+                    if t[i] == UInt8(ascii: "Z") { i += 1; offset = 0; break }
+                    guard t[i] == UInt8(ascii: "+") || t[i] == UInt8(ascii: "-") else { return nil }
+                    let sign = t[i] == UInt8(ascii: "+") ? 1 : -1
+                    i += 1
+                    let start = i
+                    guard let oh = digits(2), i - start == 2 else { return nil }
+                    if i < t.count, t[i] == UInt8(ascii: ":") { i += 1 }
+                    let om = digits(2) ?? 0
+                    offset = sign * (oh * 3600 + om * 60)
+                case UInt8(ascii: "%"): guard i < t.count, t[i] == UInt8(ascii: "%") else { return nil }; i += 1
+                default: return nil
+                }
+            } else {
+                guard i < t.count, t[i] == f[k] else { return nil }
+                i += 1; k += 1
+            }
+        }
+        guard i == t.count, (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Double(days * 86_400 + h * 3600 + mi * 60 - offset) + s
+    }
+
     public static func seconds(_ text: String) -> Double? {
         if let v = Double(text) { return v }
         let b = Array(text.utf8)
@@ -70,7 +136,8 @@ public enum TimeParser {
             }
             return v
         }
-        guard b.count >= 10, let y = number(0, 4), b[4] == 45, let mo = number(5, 2), b[7] == 45, let d = number(8, 2),
+        // Dashes (ISO 8601) or slashes (2010/01/01, as station exports write them), the same in both places.
+        guard b.count >= 10, let y = number(0, 4), b[4] == 45 || b[4] == 47, let mo = number(5, 2), b[7] == b[4], let d = number(8, 2),
               (1...12).contains(mo), (1...31).contains(d) else { return nil }
         var h = 0, mi = 0
         var s = 0.0

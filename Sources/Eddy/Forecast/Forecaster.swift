@@ -62,6 +62,13 @@ public enum Forecaster {
                 for t in list where t >= k - 1 && t < s.rowCount { picks.append((i, t)) }
             }
         }
+        if picks.isEmpty, case .rows(let list) = origins {
+            // Row origins need the row to exist (and k − 1 rows before it); the horizon does not matter here.
+            let longest = segments.map(\.rowCount).max() ?? 0
+            throw EddyError("\(path): no origin among --origins \(list.map { "\($0)" }.joined(separator: ",")) is a row of the data: "
+                            + "an origin row must be at least \(k - 1) (the model's \(k) delay row\(k == 1 ? "" : "s")) and below its trajectory segment's length "
+                            + "(the longest segment has \(longest) row\(longest == 1 ? "" : "s"): rows 0…\(max(0, longest - 1)))")
+        }
         if picks.isEmpty {
             throw EddyError("\(path): no forecast origin fits: every segment is shorter than the \(k) delay rows plus the horizon \(horizon) (longest segment: \(segments.map(\.rowCount).max() ?? 0) rows)")
         }

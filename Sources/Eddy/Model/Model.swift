@@ -51,6 +51,8 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
     /// The state is the leading EOFs of the variables (`--pca K`): the model runs on `components` principal
     /// components and maps forecasts back to the variables (tensors `eof_*`).
     public var reduction: ReductionRecord?
+    /// Units of the variables (NAME → unit, e.g. temp → °F) as `train --units` gave them, for plot axes; nil: none given.
+    public var units: [String: String]? = nil
 
     public struct ReductionRecord: Codable, Sendable, Equatable {
         public var components: Int
@@ -82,13 +84,17 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         public var ncTime: String?
         /// `--nc-months`: times stepped by calendar month.
         public var ncMonths: Bool?
+        /// The time column's date format (`--time-format`); nil: ISO 8601 and its slash and space forms.
+        public var timeFormat: String?
     }
 
     public struct SweepRecord: Codable, Sendable, Equatable {
         public var validation: String
         /// Mean standardised MSE over `scoreSteps` on the validation origins (nil when not finite).
         public var score: Double?
-        public var scoreSteps: [Int]
+        /// The steps the score averages; nil (not stored) for every step 1…horizon, the default (files written
+        /// before listed all of them, 1…500, and still read).
+        public var scoreSteps: [Int]?
         public var horizon: Int
         public var widths: [Int]
         public var ridges: [Double]
@@ -236,6 +242,7 @@ extension DataSpec {
             s.dt = shaping.dt
             s.ncVariables = shaping.ncVariables ?? []
             s.ncLevels = shaping.ncLevels
+            s.timeFormat = shaping.timeFormat
             if let b = shaping.ncBox, b.count == 4 { s.ncBox = (b[0], b[1], b[2], b[3]) }
             s.ncTime = shaping.ncTime
             s.ncMonths = shaping.ncMonths ?? false

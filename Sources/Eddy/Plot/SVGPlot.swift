@@ -35,6 +35,19 @@ public struct LinePlot: Sendable {
         public var logY: Bool = false
         /// Draw small circles at the points too (for sparse sweeps).
         public var markers: Bool = false
+        /// A log10 x axis (positive x only), ticks at powers of ten and 2×, 5× between.
+        public var logX: Bool = false
+        /// The y range to show instead of the data's (e.g. the finite part of a forecast that diverged); lines
+        /// outside it are clipped at the frame.
+        public var yRange: ClosedRange<Double>? = nil
+        /// Extra room around the data on the y axis, as a fraction of its span (keeps lines off the frame).
+        public var yPadding: Double = 0
+        /// Vertical marks (e.g. "diverged" at the step where a forecast did), drawn across the plot and labelled.
+        public var marks: [Mark] = []
+        /// Points drawn large and labelled (e.g. the model a sweep chose).
+        public var highlights: [Highlight] = []
+        /// Tick positions for the x axis instead of the automatic ones (e.g. the widths a sweep tried).
+        public var xTicks: [Double]? = nil
 
         public init(title: String, xLabel: String, yLabel: String, series: [Series], logY: Bool = false, markers: Bool = false) {
             self.title = title
@@ -44,6 +57,19 @@ public struct LinePlot: Sendable {
             self.logY = logY
             self.markers = markers
         }
+    }
+
+    public struct Mark: Sendable {
+        public var x: Double
+        public var label: String
+        public init(x: Double, label: String) { self.x = x; self.label = label }
+    }
+
+    public struct Highlight: Sendable {
+        public var x: Double
+        public var y: Double
+        public var label: String
+        public init(x: Double, y: Double, label: String) { self.x = x; self.y = y; self.label = label }
     }
 
     public var title: String
@@ -58,7 +84,7 @@ public struct LinePlot: Sendable {
     }
 
     /// Okabe–Ito colours, ordered for contrast on white (yellow last).
-    static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+    public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
     // Layout (pixels).
     private static let titleBand = 36.0
@@ -68,9 +94,15 @@ public struct LinePlot: Sendable {
     private static let panelBottom = 48.0   // tick labels and x-axis label below it
     private static let bottomMargin = 8.0
 
+    /// The width of the legend column right of the plots: legends sit outside the data.
+    var legendWidth: Double {
+        let longest = panels.flatMap { $0.series.map { Double($0.name.unicodeScalars.count) } }.max() ?? 0
+        return longest == 0 ? 0 : min(8 + 22 + 6 + longest * 6.3 + 10, 320)
+    }
+
     /// A complete standalone SVG document.
     public func render() -> String {
-        let w = Double(max(width, 300))
+        let w = Double(max(width, 300)) + legendWidth
         let ph = Double(max(panelHeight, 140))
         let h = Self.titleBand + ph * Double(panels.count) + Self.bottomMargin
         var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -88,24 +120,39 @@ public struct LinePlot: Sendable {
     // MARK: - Panel
 
     private func renderPanel(_ panel: Panel, index: Int, top: Double, width: Double, height: Double, into s: inout String) {
-        let x0 = Self.leftMargin, x1 = width - Self.rightMargin
+        let legend = legendWidth
+        let x0 = Self.leftMargin, x1 = width - Self.rightMargin - legend
         let y0 = top + Self.panelTop, y1 = top + height - Self.panelBottom
-        let logY = panel.logY
+        let logY = panel.logY, logX = panel.logX
 
         // Data ranges over usable points (both coordinates finite; y > 0 on a log axis).
         var xmin = Double.infinity, xmax = -Double.infinity
         var ymin = Double.infinity, ymax = -Double.infinity
         for series in panel.series {
             for i in 0..<min(series.x.count, series.y.count) {
-                guard let (x, y) = usable(series.x[i], series.y[i], logY: logY) else { continue }
+                guard let (x, y) = usable(series.x[i], series.y[i], logY: logY, logX: logX) else { continue }
                 xmin = min(xmin, x); xmax = max(xmax, x)
+                if let range = panel.yRange, !range.contains(y) { continue }
                 ymin = min(ymin, y); ymax = max(ymax, y)
             }
         }
-        let xAxis = Axis.linear(lo: xmin, hi: xmax, target: 8, widen: false)
+        if let range = panel.yRange { ymin = range.lowerBound; ymax = range.upperBound }
+        if panel.yPadding > 0, ymin < ymax, !logY {
+            let pad = (ymax - ymin) * panel.yPadding
+            ymin -= pad; ymax += pad
+        }
+        var xAxis = logX ? Axis.logarithmic(lo: xmin, hi: xmax, exact: true) : Axis.linear(lo: xmin, hi: xmax, target: 8, widen: false)
+        if let given = panel.xTicks {
+            xAxis.ticks = given.filter { $0.isFinite && (!logX || $0 > 0) }
+                .map { Axis.Tick(value: logX ? log10($0) : $0, label: Axis.tickLabel($0, step: abs($0) >= 1 ? 1 : abs($0))) }
+                .filter { $0.value >= xAxis.lo - 1e-12 && $0.value <= xAxis.hi + 1e-12 }
+        }
         let yAxis = logY ? Axis.logarithmic(lo: ymin, hi: ymax) : Axis.linear(lo: ymin, hi: ymax, target: 5, widen: true)
 
-        func px(_ x: Double) -> Double { x0 + (x - xAxis.lo) / (xAxis.hi - xAxis.lo) * (x1 - x0) }
+        func px(_ x: Double) -> Double {
+            let v = logX ? log10(x) : x
+            return x0 + (v - xAxis.lo) / (xAxis.hi - xAxis.lo) * (x1 - x0)
+        }
         func py(_ y: Double) -> Double {
             let v = logY ? log10(y) : y
             return y1 - (v - yAxis.lo) / (yAxis.hi - yAxis.lo) * (y1 - y0)
@@ -118,7 +165,7 @@ public struct LinePlot: Sendable {
         // Grid, ticks and tick labels.
         s += "<g font-size=\"11\" fill=\"#333\">\n"
         for t in xAxis.ticks {
-            let x = Self.fmt(px(t.value))
+            let x = Self.fmt(x0 + (t.value - xAxis.lo) / (xAxis.hi - xAxis.lo) * (x1 - x0))
             s += "<line x1=\"\(x)\" y1=\"\(Self.fmt(y0))\" x2=\"\(x)\" y2=\"\(Self.fmt(y1))\" stroke=\"#e6e6e6\"/>"
             s += "<line x1=\"\(x)\" y1=\"\(Self.fmt(y1))\" x2=\"\(x)\" y2=\"\(Self.fmt(y1 + 4))\" stroke=\"#333\"/>"
             s += "<text x=\"\(x)\" y=\"\(Self.fmt(y1 + 16))\" text-anchor=\"middle\">\(Self.xmlEscape(t.label))</text>\n"
@@ -147,9 +194,9 @@ public struct LinePlot: Sendable {
             var penDown = false
             var last = ""
             for i in 0..<min(series.x.count, series.y.count) {
-                guard let (x, y) = usable(series.x[i], series.y[i], logY: logY) else { penDown = false; continue }
+                guard let (x, y) = usable(series.x[i], series.y[i], logY: logY, logX: logX) else { penDown = false; continue }
                 let point = Self.fmt(px(x)) + "," + Self.fmt(py(y))
-                if panel.markers { circles += "<circle cx=\"\(Self.fmt(px(x)))\" cy=\"\(Self.fmt(py(y)))\" r=\"2.5\"/>" }
+                if panel.markers, panel.yRange?.contains(y) ?? true { circles += "<circle cx=\"\(Self.fmt(px(x)))\" cy=\"\(Self.fmt(py(y)))\" r=\"2.5\"/>" }
                 if penDown {
                     if point == last { continue }
                     d += "L" + point
@@ -168,16 +215,33 @@ public struct LinePlot: Sendable {
         s += "</g>\n"
         s += markerGroups   // unclipped: every point lies within the axes, and edge markers stay whole
 
-        // Legend: top right inside the plot area, small font, light box.
+        // Vertical marks, labelled at the top inside the frame.
+        for m in panel.marks where m.x.isFinite && (!logX || m.x > 0) {
+            let x = px(m.x)
+            guard x >= x0 - 0.5 && x <= x1 + 0.5 else { continue }
+            s += "<g class=\"mark\"><line x1=\"\(Self.fmt(x))\" y1=\"\(Self.fmt(y0))\" x2=\"\(Self.fmt(x))\" y2=\"\(Self.fmt(y1))\" stroke=\"#B00020\" stroke-width=\"1.2\" stroke-dasharray=\"3 3\"/>"
+            let anchor = x > (x0 + x1) / 2 ? "end" : "start"
+            s += "<text x=\"\(Self.fmt(x + (anchor == "end" ? -4 : 4)))\" y=\"\(Self.fmt(y0 + 13))\" text-anchor=\"\(anchor)\" font-size=\"11\" fill=\"#B00020\">\(Self.xmlEscape(m.label))</text></g>\n"
+        }
+        // Highlighted points: a ring and a label.
+        for h in panel.highlights {
+            guard let (x, y) = usable(h.x, h.y, logY: logY, logX: logX) else { continue }
+            let cx = px(x), cy = py(y)
+            let anchor = cx > (x0 + x1) / 2 ? "end" : "start"
+            s += "<g class=\"highlight\"><circle cx=\"\(Self.fmt(cx))\" cy=\"\(Self.fmt(cy))\" r=\"7\" fill=\"none\" stroke=\"#000\" stroke-width=\"2\"/>"
+            s += "<text x=\"\(Self.fmt(cx + (anchor == "end" ? -10 : 10)))\" y=\"\(Self.fmt(cy - 10))\" text-anchor=\"\(anchor)\" font-size=\"11\" font-weight=\"bold\">\(Self.xmlEscape(h.label))</text></g>\n"
+        }
+
+        // Legend: right of the plot area (outside the data), small font, light box.
         if !panel.series.isEmpty {
             let rowHeight = 15.0
-            let longest = panel.series.map { Double($0.name.unicodeScalars.count) }.max() ?? 0
-            let boxWidth = min(8 + 22 + 6 + longest * 6.7 + 10, (x1 - x0) * 0.6)
-            let boxHeight = 6 + rowHeight * Double(panel.series.count)
-            let bx = x1 - 6 - boxWidth, by = y0 + 6
+            let boxWidth = legend - 8
+            let shown = min(panel.series.count, max(1, Int((y1 - y0 - 6) / rowHeight)))
+            let boxHeight = 6 + rowHeight * Double(shown)
+            let bx = x1 + 8, by = y0
             s += "<g font-size=\"11\">\n"
             s += "<rect x=\"\(Self.fmt(bx))\" y=\"\(Self.fmt(by))\" width=\"\(Self.fmt(boxWidth))\" height=\"\(Self.fmt(boxHeight))\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#bbbbbb\" rx=\"3\"/>\n"
-            for (j, series) in panel.series.enumerated() {
+            for (j, series) in panel.series.prefix(shown).enumerated() {
                 let colour = Self.xmlEscape(colourOf(series, index: j))
                 let cy = by + 3 + rowHeight * (Double(j) + 0.5)
                 let dash = series.dashed ? " stroke-dasharray=\"6 4\"" : ""
@@ -194,11 +258,12 @@ public struct LinePlot: Sendable {
         series.color ?? Self.palette[index % Self.palette.count]
     }
 
-    /// The point if it can be drawn: finite, not absurdly large, and y > 0 on a log axis.
-    private func usable(_ x: Double, _ y: Double, logY: Bool) -> (Double, Double)? {
+    /// The point if it can be drawn: finite, not absurdly large, and positive on a log axis.
+    private func usable(_ x: Double, _ y: Double, logY: Bool, logX: Bool = false) -> (Double, Double)? {
         let limit = 1e300
         guard x.isFinite, y.isFinite, abs(x) <= limit, abs(y) <= limit else { return nil }
         if logY && !(y > 0) { return nil }
+        if logX && !(x > 0) { return nil }
         return (x, y)
     }
 }
@@ -242,21 +307,32 @@ extension LinePlot {
         }
 
         /// A log10 axis spanning whole decades, ticks at powers of ten (every few decades when there are many).
-        static func logarithmic(lo dataLo: Double, hi dataHi: Double) -> Axis {
+        /// With fewer than three decades, ticks at 2× and 5× too, so the differences that matter are read off.
+        /// `exact` spans the data (padded by a few percent) instead of whole decades, for an x axis.
+        static func logarithmic(lo dataLo: Double, hi dataHi: Double, exact: Bool = false) -> Axis {
             var lo = 0.0, hi = 1.0
             if dataLo > 0 && dataLo <= dataHi {
-                lo = log10(dataLo).rounded(.down)
-                hi = log10(dataHi).rounded(.up)
-                if hi == lo { hi = lo + 1 }
+                if exact {
+                    let pad = max(0.03, (log10(dataHi) - log10(dataLo)) * 0.04)
+                    lo = log10(dataLo) - pad; hi = log10(dataHi) + pad
+                } else {
+                    lo = log10(dataLo).rounded(.down)
+                    hi = log10(dataHi).rounded(.up)
+                    if hi == lo { hi = lo + 1 }
+                }
             }
-            let decades = Int(hi - lo)
+            let decades = Int((hi - lo).rounded(.up))
             let every = max(1, Int((Double(decades) / 8).rounded(.up)))
+            let multiples: [Double] = decades < 3 ? [1, 2, 5] : [1]
             var ticks: [Tick] = []
-            var k = Int(lo)
+            var k = Int(lo.rounded(.down))
             while Double(k) <= hi {
                 if k % every == 0 || every == 1 {
-                    let v = pow(10, Double(k))
-                    ticks.append(Tick(value: Double(k), label: tickLabel(v, step: v)))
+                    for m in multiples {
+                        let v = m * pow(10, Double(k))
+                        let lv = log10(v)
+                        if lv >= lo - 1e-9 && lv <= hi + 1e-9 { ticks.append(Tick(value: lv, label: tickLabel(v, step: v))) }
+                    }
                 }
                 k += 1
             }

@@ -37,6 +37,21 @@ public enum Format {
         return scientific(x, significant - 1)
     }
 
+    /// `general` without trailing zeros ("1 h", not "1.000 h"; "0.05", "2.5e-07").
+    public static func short(_ x: Double, _ significant: Int = 4) -> String {
+        let g = general(x, significant)
+        guard g.contains("."), !g.contains("e") else { return g }
+        var t = Substring(g)
+        while t.last == "0" { t = t.dropLast() }
+        if t.last == "." { t = t.dropLast() }
+        return String(t)
+    }
+
+    /// "1 forecast", "2 forecasts": a count with its noun in the right number (`plural` for irregular nouns).
+    public static func count(_ n: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(n) " + (n == 1 ? noun : plural ?? noun + "s")
+    }
+
     static func pow10(_ e: Int) -> Double {
         var r = 1.0
         if e >= 0 { for _ in 0..<e { r *= 10 } } else { for _ in 0..<(-e) { r /= 10 } }

@@ -1,5 +1,8 @@
 /// A JSON value for machine-readable output (`--json`). Non-finite numbers are written as `null`, so every
-/// output parses with any JSON reader.
+/// output parses with any JSON reader. Objects keep their keys in the order they are built (never a dictionary's
+/// order), so a report's layout is the same on every run; report keys are snake_case (README, "JSON reports").
+/// Numbers are written shortest round-trip (Swift's `description`); times are rounded to microseconds first
+/// (`seconds`), since their sums carry arithmetic noise digits (0.0019640210000000003).
 public indirect enum JSON: Sendable {
     case null
     case bool(Bool)
@@ -12,6 +15,14 @@ public indirect enum JSON: Sendable {
     public static func numbers(_ values: [Double]) -> JSON { .array(values.map { .number($0) }) }
     public static func int(_ v: Int) -> JSON { .number(Double(v)) }
     public static func optional(_ v: Double?) -> JSON { v.map { .number($0) } ?? .null }
+    /// A time in seconds, rounded to microseconds (what a clock resolves; the digits below are arithmetic noise).
+    public static func seconds(_ v: Double) -> JSON { .number(v.isFinite ? (v * 1e6).rounded() / 1e6 : v) }
+
+    /// The keys of an object, in order (empty for anything else).
+    public var keys: [String] {
+        if case .object(let pairs) = self { return pairs.map(\.0) }
+        return []
+    }
 
     public var text: String {
         var out = ""

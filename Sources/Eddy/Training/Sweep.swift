@@ -340,7 +340,7 @@ public struct Sweep {
             }
         }
         best.metadata.sweep = .init(validation: validationPath, score: bestScore.isFinite ? bestScore : nil,
-                                    scoreSteps: config.scoreSteps ?? Array(1...config.horizon), horizon: config.horizon,
+                                    scoreSteps: config.scoreSteps, horizon: config.horizon,
                                     widths: config.widths, ridges: config.ridges, forms: config.forms, samplers: config.samplers,
                                     seeds: config.seeds, delays: config.delays, candidates: candidates.count, pca: config.pca,
                                     rconds: config.solver == .qr ? config.rconds.map { $0 ?? Solver.defaultQRCutoff } : nil,
