@@ -211,30 +211,52 @@ struct MPITests {
     }
 
     /// A sweep over two widths under mpirun -n 2 picks the candidate one process picks, with the same scores.
+    /// A sweep with a validation fraction reads its data in shards too: the counting pass finds every trajectory's
+    /// length from the shards, the held-out tails are gathered, and the refit reads the tails in shards. Blocks of 290
+    /// raw rows put a shard boundary inside a held-out tail (K = 2: row 1160, row 560 of trajectory 1, whose tail is
+    /// rows 450–599; K = 3: row 1740) and others inside delay windows of the head.
     @Test func sweepPicksTheSameCandidate() throws {
         let dir = try scratch("mpi-sweep")
         let data = try Self.lorenz(dir)
         let common = ["sweep", "--data", data, "--widths", "40,120", "--ridges", "1e-10,1e-6", "--solver", "cholesky", "--backend", "cpu",
-                      "--horizon", "20", "--validation-fraction", "0.25", "--json"]
+                      "--horizon", "20", "--validation-fraction", "0.25", "--shard-rows", "290", "--json"]
         let one = try eddy(common + ["--out", dir + "/one.safetensors"])
         #expect(one.status == 0, "\(one.stderr)")
-        let two = try mpirun(2, common + ["--out", dir + "/two.safetensors"])
-        #expect(two.status == 0, "\(two.stderr)")
         let a = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as! [String: Any]
-        let b = try JSONSerialization.jsonObject(with: Data(two.stdout.utf8)) as! [String: Any]
         func byCandidate(_ list: [[String: Any]]) -> [[String: Any]] {
             list.sorted { ($0["width"] as! Int, $0["ridge"] as! Double) < ($1["width"] as! Int, $1["ridge"] as! Double) }
         }
-        let ca = byCandidate(a["candidates"] as! [[String: Any]]), cb = byCandidate(b["candidates"] as! [[String: Any]])
-        #expect(ca.count == 4 && cb.count == 4)
-        for (x, y) in zip(ca, cb) {
-            #expect(x["width"] as? Int == y["width"] as? Int && x["ridge"] as? Double == y["ridge"] as? Double)
-            let sx = x["score"] as? Double ?? .nan, sy = y["score"] as? Double ?? .nan
-            #expect(abs(sx - sy) <= 1e-6 * max(abs(sx), 1e-12), "score \(sx) vs \(sy)")
+        let ca = byCandidate(a["candidates"] as! [[String: Any]])
+        let ma = try ModelFile.read(dir + "/one.safetensors")
+        // The floor: the same sweep in one process with another chunk size (G's sums in another order).
+        let other = try eddy(common + ["--chunk-rows", "333", "--out", dir + "/chunks.safetensors"])
+        #expect(other.status == 0, "\(other.stderr)")
+        let scale = ma.theta.map { abs($0) }.max()!
+        let floor = zip(ma.theta, try ModelFile.read(dir + "/chunks.safetensors").theta).map { abs($0 - $1) }.max()!
+        let cc = byCandidate((try JSONSerialization.jsonObject(with: Data(other.stdout.utf8)) as! [String: Any])["candidates"] as! [[String: Any]])
+        for k in [2, 3] {
+            let run = try mpirun(k, common + ["--out", dir + "/k\(k).safetensors"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let b = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+            #expect(a["validation_origins"] as? Int == b["validation_origins"] as? Int, "K = \(k): validation origins")
+            let cb = byCandidate(b["candidates"] as! [[String: Any]])
+            #expect(ca.count == 4 && cb.count == 4)
+            // Scores move with G's last bits (the best, ~1e-7, is a fit to rounding): within 100× what another chunk size
+            // moves them by in one process, or 1e-9 of themselves.
+            for ((x, y), z) in zip(zip(ca, cb), cc) {
+                #expect(x["width"] as? Int == y["width"] as? Int && x["ridge"] as? Double == y["ridge"] as? Double)
+                let sx = x["score"] as? Double ?? .nan, sy = y["score"] as? Double ?? .nan, sz = z["score"] as? Double ?? .nan
+                #expect(abs(sx - sy) <= 100 * abs(sx - sz) + 1e-9 * abs(sx), "K = \(k): score \(sx) vs \(sy) (another chunk size: \(sz))")
+            }
+            let mb = try ModelFile.read(dir + "/k\(k).safetensors")
+            #expect(ma.metadata.width == mb.metadata.width && ma.metadata.ridge == mb.metadata.ridge)
+            #expect(ma.layer == mb.layer && ma.normalisation == mb.normalisation, "K = \(k)")
+            // The refit saw the same pairs of both parts.
+            #expect(ma.metadata.training.rows == mb.metadata.training.rows && ma.metadata.training.pairs == mb.metadata.training.pairs
+                    && ma.metadata.training.segments == mb.metadata.training.segments, "K = \(k)")
+            let difference = zip(ma.theta, mb.theta).map { abs($0 - $1) }.max()!
+            #expect(difference <= 100 * floor + 1e-12 * scale, "K = \(k): refitted weights differ by \(difference), floor \(floor)")
         }
-        let ma = try ModelFile.read(dir + "/one.safetensors"), mb = try ModelFile.read(dir + "/two.safetensors")
-        #expect(ma.metadata.width == mb.metadata.width && ma.metadata.ridge == mb.metadata.ridge)
-        #expect(ma.layer.weights == mb.layer.weights)
     }
 
     /// A sweep with a validation file reads its training data in shards: the same candidates and scores as one process,
@@ -272,12 +294,15 @@ struct MPITests {
         try writeText(lines.joined(separator: "\n"), data)
         let clock = Date()
         // Blocks of 500 rows: line 2001 (raw row 1999) is in rank 1's shard only.
-        let run = try mpirun(2, ["train", "--data", data, "--width", "50", "--backend", "cpu", "--shard-rows", "500", "--out", dir + "/m.safetensors"])
-        #expect(run.status != 0)
-        #expect(Date().timeIntervalSince(clock) < 60)
-        #expect(run.stderr.contains("eddy-mpi: rank 1 of 2: error: \(data)"), "\(run.stderr)")
-        #expect(run.stderr.contains("l63.csv:2001:"), "\(run.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
+        // Both train and a sweep with a validation fraction (whose counting pass reads shards too).
+        for command in [["train", "--width", "50"], ["sweep", "--widths", "50", "--validation-fraction", "0.25", "--horizon", "10"]] {
+            let run = try mpirun(2, command + ["--data", data, "--backend", "cpu", "--shard-rows", "500", "--out", dir + "/m.safetensors"])
+            #expect(run.status != 0)
+            #expect(Date().timeIntervalSince(clock) < 60)
+            #expect(run.stderr.contains("eddy-mpi: rank 1 of 2: error: \(data)"), "\(command[0]): \(run.stderr)")
+            #expect(run.stderr.contains("l63.csv:2001:"), "\(run.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.contains(".tmp-") })
     }
 

@@ -9,6 +9,11 @@ public final class SplitReader: RowReader {
     private let part: Part
     private var segment = -1
     private var position = 0
+    /// Where this stream sits in the dataset (a shard's, see `ShardSplit`): its segment `localFirst` is the dataset's
+    /// segment `globalFirst` and starts at that segment's row `offset`; segments before it are history only (skipped).
+    private let localFirst: Int
+    private let globalFirst: Int
+    private let offset: Int
 
     public var path: String { inner.path }
     public var variableNames: [String] { inner.variableNames }
@@ -23,6 +28,16 @@ public final class SplitReader: RowReader {
         self.lengths = lengths
         self.fraction = fraction
         self.part = part
+        (localFirst, globalFirst, offset) = (0, 0, 0)
+    }
+
+    /// One shard's part (`ShardSplit`: the dataset's segment lengths and where this shard's stream sits among them).
+    public init(_ inner: RowReader, split: ShardSplit) {
+        self.inner = inner
+        lengths = split.lengths
+        fraction = split.fraction
+        part = split.part
+        (localFirst, globalFirst, offset) = (split.localFirst, split.globalFirst, split.offset)
     }
 
     /// Rows of each segment, in stream order.
@@ -42,9 +57,11 @@ public final class SplitReader: RowReader {
         while let block = try inner.next() {
             if block.startsSegment || segment < 0 {
                 segment += 1
-                position = 0
+                position = segment == localFirst ? offset : 0
             }
-            let length = segment < lengths.count ? lengths[segment] : position + block.rowCount
+            if segment < localFirst { continue }
+            let global = globalFirst + (segment - localFirst)
+            let length = global < lengths.count ? lengths[global] : position + block.rowCount
             let cut = length - SplitReader.heldOut(length, fraction: fraction)
             let lo = position, hi = position + block.rowCount
             position = hi

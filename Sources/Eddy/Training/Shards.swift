@@ -276,6 +276,8 @@ public struct ShardPlan: Sendable {
     /// The blocks this process owns, and of how many.
     public var blocks: Range<Int>
     public var blockCount: Int
+    /// A sweep's validation fraction: which part of every trajectory this plan reads (nil: all of it).
+    public var split: ShardSplit?
     /// The raw rows whose pairs and statistics are this process's (rows; all for files).
     public var owned: Range<Int>? {
         guard unit == .rows, let r = spec.rawRows else { return nil }
@@ -375,9 +377,139 @@ public struct ShardPlan: Sendable {
         return (reader.inferredDt, hasTimes, reader.timesAreDates)
     }
 
-    /// This process's reader (the components, with a reduction).
+    /// This process's reader (its part of every trajectory, with a split; the components, with a reduction).
     public func open(reduction: Reduction?) throws -> RowReader {
-        let reader = try DataSource.open(spec)
+        var reader = try DataSource.open(spec)
+        if let split { reader = SplitReader(reader, split: split) }
         return reduction.map { ProjectedReader(reader, basis: $0.basis) } ?? reader
     }
+
+    /// The plan for the head (`part`) of a validation-fraction split: every trajectory's last `fraction` of rows is held
+    /// out, so every process needs every trajectory's length, which no shard sees whole. A counting pass over each
+    /// shard finds the runs of rows it owns (whether each run starts a trajectory, and its length); the runs are
+    /// gathered in process order (shards are in stream order), which gives the dataset's segment lengths and, for
+    /// each process, where its stream sits among them. The time step is fixed first, as `Trainer.prepare` would, so
+    /// every shard cuts its trajectories where one process does. One process takes the same path (its one run list).
+    public func splitting(fraction: Double, part: SplitReader.Part, group: ProcessGroup = Processes.group) throws -> ShardPlan {
+        var plan = self
+        let timing = try ShardPlan.timing(try probe())
+        if timing.hasTimes, plan.spec.dt == nil { plan.spec.dt = timing.dt }
+        let reader = try DataSource.open(plan.spec)
+        var tagger = RowTagger(blockRows: blockRows, owned: owned)
+        var runs: [UInt64] = []   // pairs: starts a trajectory (1/0), rows
+        var local = -1, position = 0
+        var first: (segment: Int, position: Int)?
+        while let block = try reader.next() {
+            if block.startsSegment || local < 0 { local += 1; position = 0 }
+            let tags = tagger.tag(block)
+            for r in 0..<block.rowCount {
+                defer { position += 1 }
+                guard tags[r].owned else { continue }
+                if first == nil {
+                    first = (local, position)
+                    runs += [position == 0 ? 1 : 0, 0]
+                } else if tags[r].startsSegment {
+                    runs += [1, 0]
+                }
+                runs[runs.count - 1] += 1
+            }
+        }
+        let all = group.size > 1 ? try group.allGather(runs.withUnsafeBytes { Array($0) }) : [runs.withUnsafeBytes { Array($0) }]
+        var lengths: [Int] = []
+        var mine: (segment: Int, position: Int)?
+        for (rank, bytes) in all.enumerated() {
+            guard bytes.count % 16 == 0 else { throw EddyError("internal: a process sent a truncated run list") }
+            var words = [UInt64](repeating: 0, count: bytes.count / 8)
+            words.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { dst.copyMemory(from: $0) } }
+            for i in stride(from: 0, to: words.count, by: 2) {
+                if words[i] == 1 || lengths.isEmpty { lengths.append(0) }
+                if rank == (group.size > 1 ? group.rank : 0) && i == 0 { mine = (lengths.count - 1, lengths[lengths.count - 1]) }
+                lengths[lengths.count - 1] += Int(words[i + 1])
+            }
+        }
+        if let first, let mine {
+            plan.split = ShardSplit(lengths: lengths, fraction: fraction, part: part, localFirst: first.segment,
+                                    globalFirst: mine.segment, offset: mine.position - first.position)
+        } else {
+            plan.split = ShardSplit(lengths: lengths, fraction: fraction, part: part, localFirst: .max, globalFirst: 0, offset: 0)
+        }
+        return plan
+    }
+
+    /// Every trajectory of this plan's part in memory, on every process: each process reads the rows it owns, and the
+    /// pieces are gathered in process order and joined where a piece continues the one before.
+    public func segments(group: ProcessGroup = Processes.group) throws -> [Segment] {
+        let reader = try open(reduction: nil)
+        let width = reader.width
+        var tagger = RowTagger(blockRows: blockRows, owned: owned)
+        var pieces: [Segment] = []
+        var starts: [Bool] = []
+        while let block = try reader.next() {
+            let tags = tagger.tag(block)
+            let timed = block.times.count == block.rowCount
+            for r in 0..<block.rowCount where tags[r].owned {
+                if pieces.isEmpty || tags[r].startsSegment || block.episode != pieces[pieces.count - 1].episode {
+                    pieces.append(Segment(episode: block.episode, width: width, firstLine: block.firstLine + r))
+                    starts.append(tags[r].startsSegment || pieces.count > 1)
+                }
+                pieces[pieces.count - 1].values += block.values[(r * width)..<((r + 1) * width)]
+                pieces[pieces.count - 1].rowCount += 1
+                if timed { pieces[pieces.count - 1].times.append(block.times[r]) }
+            }
+        }
+        guard group.size > 1 else { return pieces }
+        // Words: pieces, then per piece: starts, rows, times?, first line, episode bytes, values, times, episode.
+        var words: [UInt64] = [UInt64(pieces.count)]
+        for (p, s) in zip(pieces, starts) {
+            let name = Array(p.episode.utf8)
+            words += [s ? 1 : 0, UInt64(p.rowCount), p.times.isEmpty ? 0 : 1, UInt64(bitPattern: Int64(p.firstLine)), UInt64(name.count)]
+            words += p.values.map(\.bitPattern) + p.times.map(\.bitPattern)
+            words += stride(from: 0, to: name.count, by: 8).map { i in
+                name[i..<min(i + 8, name.count)].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+            }
+        }
+        var out: [Segment] = []
+        for bytes in try group.allGather(words.withUnsafeBytes { Array($0) }) {
+            let wordCount = bytes.count / 8
+            var w = [UInt64](repeating: 0, count: wordCount)
+            w.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<(wordCount * 8)])) } }
+            var i = 0
+            func take(_ n: Int) throws -> ArraySlice<UInt64> {
+                guard n >= 0, i + n <= w.count else { throw EddyError("internal: a process sent a truncated validation part") }
+                defer { i += n }
+                return w[i..<(i + n)]
+            }
+            let count = Int(try take(1).first!)
+            for _ in 0..<count {
+                let head = Array(try take(5))
+                let rows = Int(head[1]), nameBytes = Int(head[4])
+                let values = try take(rows * width).map(Double.init(bitPattern:))
+                let times = head[2] == 1 ? try take(rows).map(Double.init(bitPattern:)) : []
+                var name: [UInt8] = []
+                for word in try take((nameBytes + 7) / 8) { for b in 0..<8 where name.count < nameBytes { name.append(UInt8((word >> (8 * UInt64(b))) & 0xFF)) } }
+                let episode = String(decoding: name, as: UTF8.self)
+                if head[0] == 1 || out.isEmpty || out[out.count - 1].episode != episode {
+                    out.append(Segment(episode: episode, width: width, firstLine: Int(Int64(bitPattern: head[3]))))
+                }
+                out[out.count - 1].values += values
+                out[out.count - 1].rowCount += rows
+                out[out.count - 1].times += times
+            }
+        }
+        return out
+    }
+}
+
+/// Where one process's stream sits in a validation-fraction split (`ShardPlan.splitting`): every trajectory's
+/// length over the whole dataset, the part read, and the first trajectory of the stream that holds a row this process
+/// owns (`localFirst`, counted in the stream, history included), which trajectory of the dataset it is (`globalFirst`)
+/// and the dataset position of its first row in the stream (`offset`). `localFirst` is `Int.max` for a process that
+/// owns no row.
+public struct ShardSplit: Sendable {
+    public var lengths: [Int]
+    public var fraction: Double
+    public var part: SplitReader.Part
+    public var localFirst: Int
+    public var globalFirst: Int
+    public var offset: Int
 }

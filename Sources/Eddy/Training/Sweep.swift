@@ -178,15 +178,14 @@ public struct Sweep {
         var open: ReaderFactory = { try DataSource.open(spec) }
         var validationSegments: [Segment]
         var validationPath: String
-        var tailOpen: ReaderFactory?
+        var tailPlan: ShardPlan?
         var warnings: [String] = []
-        // With a validation file the training data are read in shards under MPI, as by `Trainer` (every process still
-        // holds the validation cases). A validation fraction splits every trajectory by its length: every process reads
-        // everything then, and the passes are shared out by chunk.
-        var plan: ShardPlan?
+        // The training data are read in shards under MPI, as by `Trainer`. With a validation file every process holds
+        // the validation cases; with a validation fraction every trajectory is split by its length (a counting pass
+        // over the shards, `ShardPlan.splitting`) and the held-out tails are gathered from the shards.
+        var plan = try ShardPlan.make(spec, delays: config.delays.max() ?? 1, blockRows: config.shardRows)
         switch config.validation {
         case .data(let v):
-            plan = try ShardPlan.make(spec, delays: config.delays.max() ?? 1, blockRows: config.shardRows)
             let (reader, segments) = try DataSource.loadSegments(v)
             let train = try DataSource.open(spec)
             if reader.variableNames != train.variableNames || reader.inputNames != train.inputNames {
@@ -195,19 +194,14 @@ public struct Sweep {
             validationSegments = segments
             validationPath = v.path
         case .fraction(let f):
-            let lengths = try SplitReader.segmentLengths(try DataSource.open(spec))
-            open = { SplitReader(try DataSource.open(spec), lengths: lengths, fraction: f, part: .head) }
-            var segments: [Segment] = []
-            let tail = SplitReader(try DataSource.open(spec), lengths: lengths, fraction: f, part: .tail)
-            while let b = try tail.next() {
-                if b.startsSegment || segments.isEmpty { segments.append(Segment(episode: b.episode, width: tail.width, firstLine: b.firstLine)) }
-                segments[segments.count - 1].values += b.values
-                segments[segments.count - 1].rowCount += b.rowCount
-                segments[segments.count - 1].times += b.times
-            }
-            validationSegments = segments
+            plan = try plan.splitting(fraction: f, part: .head)
+            var tail = plan
+            tail.split?.part = .tail
+            validationSegments = try tail.segments()
             validationPath = "\(spec.path) (last \(Format.general(f)) of each trajectory)"
-            tailOpen = { SplitReader(try DataSource.open(spec), lengths: lengths, fraction: f, part: .tail) }
+            tailPlan = tail
+            let head = plan
+            open = { try head.open(reduction: nil) }
         }
         if validationSegments.isEmpty {
             throw EddyError("\(validationPath): the validation set is empty (no valid rows)")
@@ -330,9 +324,9 @@ public struct Sweep {
         candidates.sort { ($0.score, $0.width) < ($1.score, $1.width) }
         var best = bestModel!
         var weightsFrom = "training part"
-        if config.refit, let tailOpen, let pass = bestPass {
+        if config.refit, let tailPlan, let pass = bestPass {
             do {
-                best = try refit(best, pass: pass, tail: pass.reduction?.wrap(tailOpen) ?? tailOpen, form: accumulateForm)
+                best = try refit(best, pass: pass, tail: tailPlan, form: accumulateForm)
                 weightsFrom = "training and validation parts"
                 seconds["refit"] = clock.lap()
             } catch let e as EddyError {
@@ -385,11 +379,12 @@ public struct Sweep {
 
     /// The chosen candidate solved from the merge of its pass state and the validation part's (same layer and
     /// normalisation): the weights of a model that saw every pair of both parts.
-    func refit(_ model: Model, pass: BestPass, tail: @escaping ReaderFactory, form accumulated: Form) throws -> Model {
-        var tailData = try Trainer.prepare(tail, path: config.data.path, delays: pass.data.delays, seed: 0, poolSize: 2,
-                                           chunkRows: config.chunkRows, reduction: pass.reduction)
+    func refit(_ model: Model, pass: BestPass, tail: ShardPlan, form accumulated: Form) throws -> Model {
+        let open: ReaderFactory = { try tail.open(reduction: pass.reduction) }
+        var tailData = try Trainer.prepare(open, path: config.data.path, delays: pass.data.delays, seed: 0, poolSize: 2,
+                                           chunkRows: config.chunkRows, reduction: pass.reduction, shards: tail)
         tailData.normalisation = pass.data.normalisation
-        let (tailState, _, _) = try Trainer.reduce(tail, tailData, layer: pass.layer, form: accumulated, statistic: config.solver.statistic,
+        let (tailState, _, _) = try Trainer.reduce(open, tailData, layer: pass.layer, form: accumulated, statistic: config.solver.statistic,
                                                 backend: backend, chunkRows: config.chunkRows)
         let whole = try pass.state + tailState
         let layout = whole.layout
