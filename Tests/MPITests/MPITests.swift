@@ -211,6 +211,28 @@ struct MPITests {
     }
 
     /// A sweep over two widths under mpirun -n 2 picks the candidate one process picks, with the same scores.
+    /// The randomized EOF path (taken above `EOFAnalysis.maximumColumns` = 8192 variables: a 64 × 130 grid) reads
+    /// shards too: its statistics are folded by blocks and its covariance products summed along the tree, so K = 2
+    /// gives one process's components to rounding. Blocks of 50 time steps cut the 240 steps among the ranks.
+    @Test func randomizedEOFShardsMatchOneProcess() throws {
+        let dir = try scratch("mpi-pca-randomized")
+        let data = dir + "/grid.nc"
+        let g = try eddy(["generate", "tracer", "--steps", "240", "--lat", "64", "--lon", "130", "--out", data])
+        #expect(g.status == 0, "\(g.stderr)")
+        #expect(64 * 130 > EOFAnalysis.maximumColumns)
+        let common = ["train", "--data", data, "--pca", "3", "--width", "20", "--delays", "1", "--backend", "cpu", "--shard-rows", "50"]
+        let one = try eddy(common + ["--out", dir + "/one.safetensors"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let two = try mpirun(2, common + ["--out", dir + "/two.safetensors"])
+        #expect(two.status == 0, "\(two.stderr)")
+        let a = try ModelFile.read(dir + "/one.safetensors"), b = try ModelFile.read(dir + "/two.safetensors")
+        #expect(a.metadata.training.fingerprint == b.metadata.training.fingerprint && a.metadata.training.pairs == b.metadata.training.pairs)
+        #expect(a.eof!.mean == b.eof!.mean, "the mean is folded by blocks: the same bits")
+        let difference = maxAbsDiff(a.eof!.vectors.map(abs), b.eof!.vectors.map(abs))
+        #expect(difference < 1e-8, "components differ by \(difference)")
+        #expect(relative(a.normalisation.variableStd, b.normalisation.variableStd) < 1e-8)
+    }
+
     /// A sweep with a validation fraction reads its data in shards too: the counting pass finds every trajectory's
     /// length from the shards, the held-out tails are gathered, and the refit reads the tails in shards. Blocks of 290
     /// raw rows put a shard boundary inside a held-out tail (K = 2: row 1160, row 560 of trajectory 1, whose tail is
