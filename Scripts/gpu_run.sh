@@ -11,7 +11,7 @@
 # devices --compiler: the PTX the driver emits, inline-PTX mma.sync tf32/f64 with shfl.sync as control, the lift
 # kernel's registers and spills; "not NVIDIA, skipped" elsewhere) → the PyTorch reference (torch_edmd.py beside this
 # script or in the bundle; fp32 Koopman, fp32 recurrent, fp64 Koopman; run outside the bundle's libraries) → eddy
-# bench untuned with --check, one precision per step → eddy tune at the pass's shape (bounded; double, then single,
+# bench untuned with --check, one precision per step → eddy tune at the pass's shape (bounded; double, then mixed,
 # each saved as it ends, each with a time budget inside its step's timeout) → eddy bench tuned → chunk sizes.
 #
 # Usage on the GPU machine (from the unpacked bundle: source .gpu/device-env.sh first):
@@ -205,20 +205,20 @@ fi
 # Eddy untuned (the tuning cache under $OUT is still empty), one precision per step, so one failure loses nothing else.
 for p in double mixed; do
   step "eddy-untuned-$p" "$STEP_LONG" "$EDDY" bench "${DEVICE_ARGS[@]}" --precision "$p" --form koopman,recurrent --rows "$ROWS" \
-    --inputs "$INPUTS" --width "$WIDTH" --chunk-rows "$CHUNK" --reps "$REPS" --check --json
+    --window "$INPUTS" --width "$WIDTH" --chunk-rows "$CHUNK" --reps "$REPS" --check --json
 done
 # Tuning, bounded; each precision saved as its step ends.
-for p in double single; do
+for p in double mixed; do
   step "tune-$p" "$STEP_LONG" "$EDDY" tune "${DEVICE_ARGS[@]:2}" --precision "$p" --size "$TUNE_SIZE" --rows "$CHUNK" \
     --trials "$([ "$p" = double ] && echo "$TUNE_TRIALS_DOUBLE" || echo "$TUNE_TRIALS")" \
     --budget $((STEP_LONG * 2 / 3)) --json
 done
 for p in double mixed; do
   step "eddy-tuned-$p" "$STEP_LONG" "$EDDY" bench "${DEVICE_ARGS[@]}" --precision "$p" --form koopman,recurrent --rows "$ROWS" \
-    --inputs "$INPUTS" --width "$WIDTH" --chunk-rows "$CHUNK" --reps "$REPS" --json
+    --window "$INPUTS" --width "$WIDTH" --chunk-rows "$CHUNK" --reps "$REPS" --json
 done
 for c in $CHUNKS; do
   step "eddy-chunk-$c" "$STEP_LONG" "$EDDY" bench "${DEVICE_ARGS[@]}" --precision mixed --form koopman --rows "$ROWS" \
-    --inputs "$INPUTS" --width "$WIDTH" --chunk-rows "$c" --json
+    --window "$INPUTS" --width "$WIDTH" --chunk-rows "$c" --json
 done
 exit 0

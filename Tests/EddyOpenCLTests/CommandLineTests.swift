@@ -78,7 +78,7 @@ struct CommandLineTests {
     }
 
     @Test func benchTimesEveryPhase() throws {
-        let r = try eddy(["bench", "--backend", "opencl", "--device", "pthread", "--rows", "600", "--inputs", "4", "--width", "40", "--controls", "1",
+        let r = try eddy(["bench", "--backend", "opencl", "--device", "pthread", "--rows", "600", "--window", "4", "--width", "40", "--input-count", "1",
                           "--chunk-rows", "256", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
@@ -92,7 +92,7 @@ struct CommandLineTests {
             #expect(x["features"] as? Int == 1 + 4 + 40 + 1)
         }
         #expect(results.contains { $0["precision"] as? String == "mixed" && $0["sum_s"] != nil })
-        let cpu = try eddy(["bench", "--backend", "cpu", "--rows", "600", "--inputs", "4", "--width", "40", "--chunk-rows", "256", "--json"])
+        let cpu = try eddy(["bench", "--backend", "cpu", "--rows", "600", "--window", "4", "--width", "40", "--chunk-rows", "256", "--json"])
         #expect(cpu.status == 0, "\(cpu.stderr)")
         let cj = try JSONSerialization.jsonObject(with: Data(cpu.stdout.utf8)) as! [String: Any]
         #expect((cj["results"] as! [Any]).count == 2)
@@ -102,7 +102,7 @@ struct CommandLineTests {
     @Test func tuneCachesParametersPerDevice() throws {
         let cache = try scratch()
         let env = ["XDG_CACHE_HOME": cache]
-        let r = try eddy(["tune", "--device", "pthread", "--precision", "single", "--size", "128", "--trials", "1", "--json"], environment: env)
+        let r = try eddy(["tune", "--device", "pthread", "--precision", "mixed", "--size", "128", "--trials", "1", "--json"], environment: env)
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let results = j["results"] as! [[String: Any]]

@@ -40,7 +40,7 @@ struct FailureTests {
         let text = try eddy(["devices"], environment: env)
         #expect(text.stdout.contains("OpenCL devices: none") && text.stdout.contains("likely reason"))
 
-        let bench = try eddy(["bench", "--backend", "opencl", "--rows", "300", "--inputs", "2", "--width", "8"], environment: env)
+        let bench = try eddy(["bench", "--backend", "opencl", "--rows", "300", "--window", "2", "--width", "8"], environment: env)
         #expect(bench.status == 1 && bench.stderr.contains("no OpenCL device"))
     }
 

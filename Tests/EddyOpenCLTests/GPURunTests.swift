@@ -23,7 +23,7 @@ struct GPURunTests {
         let status = Dictionary(uniqueKeysWithValues: steps.map { ($0["name"] as! String, $0["status"] as! String) })
         #expect(status["fail-on-purpose"] == "failed")
         #expect(status["timeout-on-purpose"] == "timeout")
-        for name in ["environment", "devices", "compiler", "eddy-untuned-double", "eddy-untuned-mixed", "tune-double", "tune-single",
+        for name in ["environment", "devices", "compiler", "eddy-untuned-double", "eddy-untuned-mixed", "tune-double", "tune-mixed",
                      "eddy-tuned-double", "eddy-tuned-mixed", "eddy-chunk-2048"] {
             #expect(status[name] == "ok", "\(name): \(status[name] ?? "missing"); \(run.stderr)")
         }
