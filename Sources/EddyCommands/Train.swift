@@ -80,8 +80,13 @@ struct Train: ParsableCommand {
                 cpu.qrBlockRows = qrBlockRows
             }
             let progress = TerminalProgress()
-            // Statistics and the pass; --pca's passes vary (an exact fit or power iterations), so then no total.
-            if pca == nil { progress.passes = 2 }
+            // Statistics and the pass; --pca adds its EOF passes: one for the exact fit, or a statistics pass and the
+            // power iterations of the randomized path (chosen by the column count, read off the data's header here).
+            if pca == nil {
+                progress.passes = 2
+            } else if progress.enabled, let columns = try? DataSource.open(config.data).variableNames.count {
+                progress.passes = 2 + (columns > EOFAnalysis.maximumColumns ? 1 + EOFAnalysis.powerPasses : 1)
+            }
             var clock = Stopwatch()
             var (model, report) = try Trainer(config: config, backend: device, progress: progress.handler()).train()
             // Forecasts read new data with the same date format.

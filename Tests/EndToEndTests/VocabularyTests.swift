@@ -305,6 +305,12 @@ struct VocabularyTests {
         #expect(!updates.isEmpty, "no progress shown: \(r.stdout.prefix(500))")
         for u in updates { #expect(u.hasSuffix("\u{1B}[K"), "an update that does not erase the rest of the line: \(u.debugDescription)") }
         #expect(updates.contains { $0.contains("pass 2 of 2: accumulating:") && $0.contains(" of 59999 (") }, "\(updates.suffix(3))")
+        // With --pca the exact EOF pass comes first: three passes in all.
+        let p = try runProcess("/usr/bin/script", ["-qc", "\(eddyBinary) train --data l.csv --pca 2 --width 150 --out p.st", "/dev/null"], in: dir)
+        #expect(p.status == 0, "\(p.stdout)")
+        let pcaUpdates = p.stdout.split(separator: "\r").filter { $0.contains("pass ") }
+        #expect(pcaUpdates.contains { $0.contains("pass 1 of 3: principal components") }, "\(pcaUpdates.prefix(3))")
+        #expect(pcaUpdates.contains { $0.contains("pass 3 of 3: accumulating:") }, "\(pcaUpdates.suffix(3))")
     }
 
     /// README's vocabulary table is the source of the shared options: every command it lists names the option in its
