@@ -13,9 +13,15 @@
 # trained with --pca 40 --width 300 --delays 2 --calendar hour (three streamed passes: EOFs, statistics,
 # accumulation). Default rows 10^4,10^5; 10^6 rows need 16 GB of temporary disk and ~7 min.
 #
+# --wide: a state too wide for its Gram — `eddy generate tracer --lat 91 --lon 181` (16,471 grid points, the shape of
+# issue 14's monthly SST climatology). First the refusal: training without --pca must exit 1 with a message naming
+# --pca, before any big allocation (its peak RSS is printed; under EDDY_MEMORY_LIMIT=2G, so on any machine). Then --pca 3 (the randomized EOF path) --width 16
+# --delays 1 on 240 and 2400 hourly steps (default rows); peak RSS must stay under WIDE_LIMIT_MIB (default 512, what
+# the README states) and not grow with the rows (ratio ≤ 1.3). About 2 minutes; 2400 steps are 320 MB of disk.
+#
 # --solver S: train with that solver (default cholesky; qr keeps the (F+T)² factor instead of the Gram).
 #
-# Usage: Scripts/bench_memory.sh [--json FILE] [--rows-list 100000,1000000[,10000000]] [--width M] [--grid] [--solver S]
+# Usage: Scripts/bench_memory.sh [--json FILE] [--rows-list 100000,1000000[,10000000]] [--width M] [--grid | --wide] [--solver S]
 #   EDDY=/path/to/eddy  binary to measure (default: swift build -c release --product eddy)
 #   BENCH_JSON=FILE     same as --json
 set -euo pipefail
@@ -29,6 +35,8 @@ DIM=40
 SCALE=0.2
 TARGET=1.3
 GRID=0
+WIDE=0
+WIDE_LIMIT_MIB="${WIDE_LIMIT_MIB:-512}"
 SOLVER=cholesky
 
 while [ $# -gt 0 ]; do
@@ -39,9 +47,10 @@ while [ $# -gt 0 ]; do
     --rows-list=*) ROWS_LIST="${1#*=}"; shift ;;
     --width) WIDTH="$2"; shift 2 ;;
     --grid) GRID=1; shift ;;
+    --wide) WIDE=1; shift ;;
     --solver) SOLVER="$2"; shift 2 ;;
     --solver=*) SOLVER="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench_memory: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -57,14 +66,43 @@ if [ "$GRID" = 1 ]; then
   [ "$ROWS_LIST" = "100000,1000000" ] && ROWS_LIST="10000,100000"
   [ "$WIDTH" = 1024 ] && WIDTH=300
 fi
+if [ "$WIDE" = 1 ]; then
+  [ "$ROWS_LIST" = "100000,1000000" ] && ROWS_LIST="240,2400"
+  [ "$WIDTH" = 1024 ] && WIDTH=16
+fi
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 : > "$TMP/results.txt"
+REFUSAL=""
+if [ "$WIDE" = 1 ]; then
+  # Without --pca: refused before any big allocation, with a message naming --pca.
+  "$EDDY" generate tracer --steps 24 --lat 91 --lon 181 --seed 0 --out "$TMP/refuse.nc" >/dev/null
+  set +e
+  # The estimate is checked against the memory there is: EDDY_MEMORY_LIMIT=2G makes the refusal the same on any machine.
+  EDDY_MEMORY_LIMIT=2G /usr/bin/time -v -o "$TMP/time_refuse.txt" "$EDDY" train --data "$TMP/refuse.nc" --width "$WIDTH" \
+    --out "$TMP/refused.safetensors" > /dev/null 2> "$TMP/refuse.err"
+  rc=$?
+  set -e
+  rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$TMP/time_refuse.txt")
+  message=$(grep -v "Command exited" "$TMP/refuse.err" | head -n 1)
+  echo "bench_memory: without --pca: exit $rc, peak RSS $rss KB: $message" >&2
+  if [ "$rc" != 1 ] || ! grep -q -- "--pca" "$TMP/refuse.err" || [ -e "$TMP/refused.safetensors" ]; then
+    echo "bench_memory: the wide state without --pca was not refused as it should be (exit $rc)" >&2
+    exit 1
+  fi
+  REFUSAL="$rc $rss"
+  rm -f "$TMP/refuse.nc"
+fi
 IFS=',' read -r -a ROWS_ARR <<< "$ROWS_LIST"
 for rows in "${ROWS_ARR[@]}"; do
-  if [ "$GRID" = 1 ]; then
+  if [ "$WIDE" = 1 ]; then
+    DATA="$TMP/data.nc"
+    echo "bench_memory: generating tracer --steps $rows (91 × 181 grid)" >&2
+    "$EDDY" generate tracer --steps "$rows" --lat 91 --lon 181 --seed 0 --out "$DATA" >/dev/null
+    TRAIN=(--pca 3 --width "$WIDTH" --delays 1 --ridge 1e-4)
+  elif [ "$GRID" = 1 ]; then
     DATA="$TMP/data.nc"
     echo "bench_memory: generating tracer --steps $rows (32 × 64 grid)" >&2
     "$EDDY" generate tracer --steps "$rows" --seed 0 --out "$DATA" >/dev/null
@@ -86,7 +124,8 @@ for rows in "${ROWS_ARR[@]}"; do
   rm -f "$DATA"
 done
 
-PYTHONPATH="$HERE" TMP="$TMP" JSON_OUT="$JSON_OUT" EDDY="$EDDY" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" TARGET="$TARGET" GRID="$GRID" SOLVER="$SOLVER" python3 - <<'PY'
+PYTHONPATH="$HERE" TMP="$TMP" JSON_OUT="$JSON_OUT" EDDY="$EDDY" WIDTH="$WIDTH" DIM="$DIM" SCALE="$SCALE" TARGET="$TARGET" GRID="$GRID" \
+  WIDE="$WIDE" WIDE_LIMIT_MIB="$WIDE_LIMIT_MIB" REFUSAL="$REFUSAL" SOLVER="$SOLVER" python3 - <<'PY'
 import json, os, datetime
 from benchlib import write_json
 tmp = os.environ["TMP"]
@@ -99,11 +138,15 @@ def wall_seconds(s):  # h:mm:ss or m:ss(.ss)
     return secs
 
 grid = os.environ["GRID"] == "1"
-config = ({"system": "tracer 32 x 64 (netCDF)", "width": int(os.environ["WIDTH"]), "pca": 40, "delays": 2, "calendar": "hour",
+wide = os.environ["WIDE"] == "1"
+config = ({"system": "tracer 91 x 181 (netCDF, 16,471 points)", "width": int(os.environ["WIDTH"]), "pca": 3, "delays": 1,
+           "sampler": "swim", "form": "recurrent", "solver": os.environ["SOLVER"]} if wide else
+          {"system": "tracer 32 x 64 (netCDF)", "width": int(os.environ["WIDTH"]), "pca": 40, "delays": 2, "calendar": "hour",
            "sampler": "swim", "form": "recurrent", "solver": os.environ["SOLVER"]} if grid else
           {"system": f"lorenz96 --dim {os.environ['DIM']}", "width": int(os.environ["WIDTH"]),
            "sampler": "random", "scale": float(os.environ["SCALE"]), "form": "recurrent", "solver": os.environ["SOLVER"]})
-label = (f"tracer 32 x 64 netCDF, --pca 40, width {os.environ['WIDTH']}, delays 2, calendar hour" if grid else
+label = (f"tracer 91 x 181 netCDF (16,471 points), --pca 3 (randomized EOFs), width {os.environ['WIDTH']}, delays 1" if wide else
+         f"tracer 32 x 64 netCDF, --pca 40, width {os.environ['WIDTH']}, delays 2, calendar hour" if grid else
          f"lorenz96 --dim {os.environ['DIM']}, width {os.environ['WIDTH']}, random scale {os.environ['SCALE']}, recurrent, {os.environ['SOLVER']}")
 runs = []
 for line in open(f"{tmp}/results.txt"):
@@ -127,6 +170,13 @@ out = {
     "target": target,
     "meets_target": ratio <= target,
 }
+if wide:
+    rc, rss = os.environ["REFUSAL"].split()
+    limit = float(os.environ["WIDE_LIMIT_MIB"])
+    peak = max(r["peak_rss_mib"] for r in runs)
+    out["refusal_without_pca"] = {"exit": int(rc), "peak_rss_mib": int(rss) / 1024}
+    out["limit_mib"] = limit
+    out["meets_limit"] = peak <= limit
 print()
 print(f"bench_memory: {label}")
 print()
@@ -137,5 +187,8 @@ for r in runs:
     print(f"| {r['rows']:,} | {r['peak_rss_mib']:.1f} | {r['rss_ratio_to_smallest']:.3f} | {r['wall_s']:.2f} | {r['seconds']['total']:.2f} | {r['rows_per_second']:,.0f} |")
 print()
 print(f"peak ratio {runs[-1]['rows']:,} / {base['rows']:,} rows: {ratio:.3f} (target ≤ {target}: {'meets' if ratio <= target else 'ABOVE'})")
+if wide:
+    print(f"without --pca: exit {out['refusal_without_pca']['exit']} (refused before allocating), peak RSS {out['refusal_without_pca']['peak_rss_mib']:.1f} MiB")
+    print(f"largest peak {peak:.1f} MiB (limit {limit:.0f} MiB: {'within' if out['meets_limit'] else 'ABOVE'})")
 write_json(out)
 PY
