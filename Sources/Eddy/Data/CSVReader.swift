@@ -428,15 +428,19 @@ struct LineSplitter {
         return EddyError.at(path, line: lineCount + 1, "line longer than \(limit), the most one CSV row may hold; is this a CSV file with one row per line?")
     }
 
-    /// Passes over the next line without copying it (a shard's rows before its history); false at the end.
-    mutating func skip() throws -> Bool {
+    /// The offset in `buffer` of the next newline not yet scanned, if the buffer holds one.
+    private func newline() -> Int? {
         let from = position + scanned
-        let found: Int? = buffer.withUnsafeBufferPointer { p in
+        return buffer.withUnsafeBufferPointer { p in
             guard from < p.count, let base = p.baseAddress,
                   let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), p.count - from) else { return nil }
             return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
         }
-        if let nl = found {
+    }
+
+    /// Passes over the next line without copying it (a shard's rows before its history); false at the end.
+    mutating func skip() throws -> Bool {
+        if let nl = newline() {
             if nl - position > maxLineBytes { throw tooLong() }
             position = nl + 1
             scanned = 0
@@ -449,13 +453,7 @@ struct LineSplitter {
 
     mutating func next() throws -> [UInt8]? {
         while true {
-            let from = position + scanned
-            let found: Int? = buffer.withUnsafeBufferPointer { p in
-                guard from < p.count, let base = p.baseAddress,
-                      let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), p.count - from) else { return nil }
-                return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-            }
-            if let nl = found {
+            if let nl = newline() {
                 if nl - position > maxLineBytes { throw tooLong() }
                 let line = Array(buffer[position..<nl])
                 position = nl + 1

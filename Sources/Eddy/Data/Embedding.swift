@@ -86,37 +86,6 @@ public struct DataStatistics: Sendable {
         let p = 86_400 / dt
         return p >= 2 && p <= Double(DataStatistics.maximumPhases) && abs(p - p.rounded()) < 1e-9 ? Int(p.rounded()) : nil
     }
-
-    mutating func add(_ block: RowBlock, width: Int, dt: Double?) {
-        if block.startsSegment { segments += 1; mix(0x5E6) }
-        if period == nil, !block.times.isEmpty, let p = DataStatistics.period(dt: dt) {
-            period = p
-            phaseSums = .init(repeating: 0, count: p * width)
-            phaseCounts = .init(repeating: 0, count: p)
-        }
-        if let p = period, let dt, block.times.count == block.rowCount {
-            for r in 0..<block.rowCount {
-                let k = DataStatistics.phase(block.times[r], dt: dt, period: p)
-                phaseCounts[k] += 1
-                for c in 0..<width { phaseSums[k * width + c] += block.values[r * width + c] }
-            }
-        }
-        block.values.withUnsafeBufferPointer { v in
-            for r in 0..<block.rowCount {
-                rows += 1
-                let inv = 1 / Double(rows)
-                for c in 0..<width {
-                    let x = v[r * width + c]
-                    mix(x.bitPattern)
-                    minimum[c] = min(minimum[c], x)
-                    maximum[c] = max(maximum[c], x)
-                    let d = x - mean[c]
-                    mean[c] += d * inv
-                    m2[c] += d * (x - mean[c])
-                }
-            }
-        }
-    }
 }
 
 /// A chunk of delay windows ready to lift: rows `z_t = [x_t, x_{t−1}, …, x_{t−k+1}]` (standardised), the inputs

@@ -983,15 +983,8 @@ final class NetCDFFile {
 
     /// The proleptic Gregorian year and month (1…12) of seconds since 1970 (H. Hinnant's civil-from-days).
     static func yearMonth(_ seconds: Double) -> (Int, Int) {
-        let days = Int((seconds / 86_400).rounded(.down))
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m)
+        let date = TimeParser.civil(days: Int((seconds / 86_400).rounded(.down)))
+        return (date.year, date.month)
     }
 
     /// A time as a message shows it: a date when the times are dates.

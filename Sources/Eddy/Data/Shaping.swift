@@ -38,13 +38,19 @@ public enum TimeParser {
     /// Whether a time text is a date (ISO 8601) rather than a plain number.
     public static func isDate(_ text: String) -> Bool { Double(text) == nil }
 
-    /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970-01-01 UTC (whole seconds).
-    public static func iso(_ seconds: Double) -> String {
-        let total = Int((seconds).rounded(.down))
-        var days = total / 86_400
-        var rest = total % 86_400
-        if rest < 0 { rest += 86_400; days -= 1 }
-        // Civil date from days since 1970 (proleptic Gregorian), after H. Hinnant's algorithm.
+    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days-from-civil).
+    static func days(year y: Int, month mo: Int, day d: Int) -> Int {
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// The proleptic Gregorian date (year, month 1…12, day 1…31) of days since 1970-01-01 (H. Hinnant's
+    /// civil-from-days).
+    static func civil(days: Int) -> (year: Int, month: Int, day: Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -53,7 +59,16 @@ public enum TimeParser {
         let mp = (5 * doy + 2) / 153
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970-01-01 UTC (whole seconds).
+    public static func iso(_ seconds: Double) -> String {
+        let total = Int((seconds).rounded(.down))
+        var days = total / 86_400
+        var rest = total % 86_400
+        if rest < 0 { rest += 86_400; days -= 1 }
+        let (y, m, d) = civil(days: days)
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(y)-\(two(m))-\(two(d))T\(two(rest / 3600)):\(two(rest / 60 % 60)):\(two(rest % 60))Z"
     }
@@ -115,13 +130,7 @@ public enum TimeParser {
             }
         }
         guard i == t.count, (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Double(days * 86_400 + h * 3600 + mi * 60 - offset) + s
+        return Double(days(year: y, month: mo, day: d) * 86_400 + h * 3600 + mi * 60 - offset) + s
     }
 
     public static func seconds(_ text: String) -> Double? {
@@ -168,14 +177,7 @@ public enum TimeParser {
                 return nil
             }
         }
-        // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Double(days * 86_400 + h * 3600 + mi * 60 - offset) + s
+        return Double(days(year: y, month: mo, day: d) * 86_400 + h * 3600 + mi * 60 - offset) + s
     }
 }
 
