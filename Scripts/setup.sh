@@ -7,6 +7,9 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs="libopenblas-dev liblapacke-dev pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libnetcdf-dev pocl-opencl-icd clinfo librsvg2-bin"
+# The C++ standard library's headers, for the one C++ target (Sources/CLBlastParameters reads CLBlast's applied
+# kernel parameters through its C++ API); Swift's own Debian dependencies usually bring it already.
+pkgs="$pkgs libstdc++-12-dev"
 # `Scripts/setup.sh mpi` also installs Open MPI (for eddy-mpi and its tests; Scripts/test.sh asks for it).
 if [ "${1:-}" = mpi ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin"; fi
 missing=""
