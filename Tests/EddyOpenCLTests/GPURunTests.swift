@@ -47,7 +47,7 @@ struct GPURunTests {
         #expect(table.allSatisfy { ($0["eddy_untuned_total_s"] as? Double).map { $0 > 0 } == true && ($0["eddy_tuned_total_s"] as? Double).map { $0 > 0 } == true })
         #expect(FileManager.default.fileExists(atPath: dir + "/table.md"))
         // Each tuning step reports its precision (whether a set beat CLBlast's defaults varies; a winner goes to cache/).
-        for p in ["double", "single"] {
+        for p in ["double", "mixed"] {
             let tune = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tune-\(p).out"))) as! [String: Any]
             #expect((tune["results"] as? [[String: Any]])?.first?["precision"] as? String == p)
         }
