@@ -240,11 +240,20 @@ func sweepPlot(_ r: SweepResult, config: SweepConfig) -> String {
         let colour = byRidge ? ridgeOf[key].flatMap { ridges.firstIndex(of: $0) }.map { LinePlot.palette[$0] } : nil
         series.append(LinePlot.Series(name: key, x: points.map(\.0), y: points.map(\.1), dashed: key.hasPrefix("koopman"), color: colour))
     }
-    var panel = LinePlot.Panel(title: "validation error against width", xLabel: "width M (neurons, log scale)", yLabel: "score: mean standardised MSE (log scale)",
-                               series: series, logY: true, markers: true)
-    // Widths double from one to the next in a typical sweep: a log axis spaces them evenly.
-    panel.logX = r.candidates.allSatisfy { $0.width > 0 }
+    // Widths double from one to the next in a typical sweep: a log axis spaces them evenly (not with a linear model,
+    // width 0, among them).
+    let logWidths = r.candidates.allSatisfy { $0.width > 0 }
+    var panel = LinePlot.Panel(title: "validation error against width", xLabel: logWidths ? "width M (neurons, log scale)" : "width M (neurons)",
+                               yLabel: "score: mean standardised MSE (log scale)", series: series, logY: true, markers: true)
+    panel.logX = logWidths
     panel.xTicks = Array(Set(r.candidates.map { Double($0.width) })).sorted()
+    // A candidate that blew up (scores many decades above the best) would flatten the differences that decided the
+    // choice: the axis then stops three decades above the best score, the lines leave through the top, and the label
+    // says how many scores are off it.
+    if let (range, above) = LinePlot.cappedLogRange(r.candidates.map(\.score)) {
+        panel.yRange = range
+        panel.yLabel = "score: mean standardised MSE (log scale; \(plural(above, "score")) above \(Format.general(range.upperBound)) off the top)"
+    }
     // The chosen model: ringed and named (candidates are ranked best first).
     if let best = r.candidates.first {
         panel.highlights = [LinePlot.Highlight(x: Double(best.width), y: best.score,

@@ -80,6 +80,19 @@ struct PlotTests {
         }
     }
 
+    /// Blown-up candidates (40 and 1e15 beside scores near 0.5) must not flatten the rest: the axis stops a decade
+    /// above the best, and the count of scores above it is given; scores within two decades keep the whole span.
+    @Test func blownUpScoresAreCutFromTheLogAxis() {
+        let capped = LinePlot.cappedLogRange([0.52, 0.5, 0.61, 1e15, 40, .infinity, .nan, 0])
+        #expect(capped?.range == 0.25...5 && capped?.above == 2)
+        #expect(LinePlot.cappedLogRange([0.5, 0.6, 30]) == nil)
+        #expect(LinePlot.cappedLogRange([]) == nil)
+        var panel = LinePlot.Panel(title: "t", xLabel: "x", yLabel: "y", series: [LinePlot.Series(name: "s", x: [1, 2, 3], y: [0.5, 0.6, 1e15])], logY: true)
+        panel.yRange = capped!.range
+        let svg = LinePlot(title: "p", panels: [panel]).render()
+        #expect(!svg.contains(">1e+15<") && !svg.contains(">100<") && svg.contains(">1<"), "the axis labels run to the cap, not to the blown-up score")
+    }
+
     @Test func tickLabels() {
         let svg = samplePlot().render()
         let (_, collector) = parsePlotSVG(svg)

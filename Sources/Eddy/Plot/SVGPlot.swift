@@ -259,6 +259,17 @@ public struct LinePlot: Sendable {
     }
 
     /// The point if it can be drawn: finite, not absurdly large, and positive on a log axis.
+    /// A log axis for values of which some blew up: when the largest positive finite value is more than
+    /// `spread` decades above the smallest, the range from half the smallest to `keep` decades above it, and how many
+    /// values lie above that; nil when the values fit (then the axis spans them all). A sweep's choice is decided
+    /// among scores within a factor of a few of the best; one diverged candidate must not squash them flat.
+    public static func cappedLogRange(_ values: [Double], spread: Double = 2, keep: Double = 1) -> (range: ClosedRange<Double>, above: Int)? {
+        let v = values.filter { $0.isFinite && $0 > 0 }
+        guard let low = v.min(), let high = v.max(), log10(high / low) > spread else { return nil }
+        let cap = low * pow(10, keep)
+        return ((low / 2)...cap, v.filter { $0 > cap }.count)
+    }
+
     private func usable(_ x: Double, _ y: Double, logY: Bool, logX: Bool = false) -> (Double, Double)? {
         let limit = 1e300
         guard x.isFinite, y.isFinite, abs(x) <= limit, abs(y) <= limit else { return nil }
