@@ -128,16 +128,9 @@ public enum Processes {
     static func mergePool(_ pool: inout PairReservoir, in group: ProcessGroup = Processes.group) throws {
         pool.prune()
         guard group.size > 1 else { return }
-        func bytes(_ words: [UInt64]) -> [UInt8] { words.withUnsafeBytes { Array($0) } }
-        func words(_ b: [UInt8]) -> [UInt64] {
-            let n = b.count / 8
-            var w = [UInt64](repeating: 0, count: n)
-            w.withUnsafeMutableBytes { d in b.withUnsafeBytes { d.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<(n * 8)])) } }
-            return w
-        }
         var mine: [UInt64] = [UInt64(pool.seen)]
         for i in 0..<pool.count { mine.append(pool.keys[i]); mine.append(pool.ties[i]) }
-        let all = try group.allGather(bytes(mine)).map(words)
+        let all = try group.allGather(words: mine)
         var candidates: [(key: UInt64, tie: UInt64, rank: Int, index: Int)] = []
         var seen = 0
         for (rank, w) in all.enumerated() {
@@ -148,7 +141,7 @@ public enum Processes {
         candidates.sort { ($0.key, $0.tie, $0.rank) < ($1.key, $1.tie, $1.rank) }
         let chosen = candidates.prefix(pool.capacity)
         let (w, y) = pool.entries(chosen.filter { $0.rank == group.rank }.map(\.index))
-        let parts = try group.allGather(bytes((w + y).map(\.bitPattern))).map(words)
+        let parts = try group.allGather(words: (w + y).map(\.bitPattern))
         let p = pool.windowSize, q = pool.targetSize
         var cursor = [Int](repeating: 0, count: group.size)
         var counts = [Int](repeating: 0, count: group.size)
@@ -170,5 +163,40 @@ public enum Processes {
     public static func gather(_ text: String, in group: ProcessGroup = Processes.group) throws -> [String] {
         guard group.size > 1 else { return [text] }
         return try group.allGather(Array(text.utf8)).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+extension ProcessGroup {
+    /// Every process's words, in rank order (`allGather` of their bytes).
+    public func allGather(words: [UInt64]) throws -> [[UInt64]] {
+        try allGather(words.withUnsafeBytes { Array($0) }).map { bytes in
+            guard bytes.count % 8 == 0 else { throw EddyError("internal: a process sent \(bytes.count) bytes, not whole words") }
+            var w = [UInt64](repeating: 0, count: bytes.count / 8)
+            w.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { dst.copyMemory(from: $0) } }
+            return w
+        }
+    }
+}
+
+/// Text inside the words of `ProcessGroup.allGather(words:)`: its UTF-8 length, then its bytes, eight to a word.
+enum WordText {
+    static func words(_ text: String) -> [UInt64] {
+        let bytes = Array(text.utf8)
+        return [UInt64(bytes.count)] + stride(from: 0, to: bytes.count, by: 8).map { i in
+            bytes[i..<min(i + 8, bytes.count)].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+        }
+    }
+
+    /// The text that starts at `w[i]`; `i` moves past it.
+    static func read(_ w: [UInt64], at i: inout Int) throws -> String {
+        guard i < w.count, w[i] <= UInt64(8 * (w.count - i - 1)) else { throw EddyError("internal: a process sent truncated text") }
+        let count = Int(w[i])
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        for word in w[(i + 1)..<(i + 1 + (count + 7) / 8)] {
+            for b in 0..<8 where bytes.count < count { bytes.append(UInt8((word >> (8 * UInt64(b))) & 0xFF)) }
+        }
+        i += 1 + (count + 7) / 8
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -220,21 +220,15 @@ struct StatisticsPartial {
         }
         var words: [UInt64] = [UInt64(pairs), UInt64(blocks.count)] + valid.map { $0 ? 1 : 0 }
         for b in blocks { words += b.words() }
-        // The fill report travels as text fields: rows, gaps, longest, ends-at, time, path.
+        // The fill report travels as words: rows, gaps, longest, ends-at, time, whether there is one, then the path.
         let fillWords: [UInt64] = [UInt64(fill.rows), UInt64(fill.gaps), UInt64(fill.longest), UInt64(bitPattern: Int64(fill.longestEndsAt)),
                                    fill.longestTime.map { $0.bitPattern } ?? Double.nan.bitPattern, fill.longestTime == nil ? 0 : 1]
-        words += fillWords
-        var bytes = words.withUnsafeBytes { Array($0) }
-        bytes += Array(fill.longestPath.utf8)
-        let all = try group.allGather(bytes)
+        words += fillWords + WordText.words(fill.longestPath)
         var blocks: [BlockMoments] = []
         var pairs = 0
         var valid = [Bool](repeating: false, count: width)
         var fill = FillReport()
-        for part in all {
-            let count = part.count / 8
-            var w = [UInt64](repeating: 0, count: count)
-            w.withUnsafeMutableBytes { dst in part.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<(count * 8)])) } }
+        for w in try group.allGather(words: words) {
             var i = 0
             guard w.count >= 2 + width else { throw EddyError("internal: a process sent truncated statistics") }
             pairs += Int(w[0])
@@ -247,7 +241,8 @@ struct StatisticsPartial {
             var f = FillReport()
             f.rows = Int(w[i]); f.gaps = Int(w[i + 1]); f.longest = Int(w[i + 2]); f.longestEndsAt = Int(Int64(bitPattern: w[i + 3]))
             f.longestTime = w[i + 5] == 1 ? Double(bitPattern: w[i + 4]) : nil
-            f.longestPath = String(decoding: part[((i + 6) * 8)...], as: UTF8.self)
+            i += 6
+            f.longestPath = try WordText.read(w, at: &i)
             fill.add(f)
         }
         return (DataStatistics.folded(blocks, width: width, pairs: pairs), valid, fill)
@@ -414,13 +409,11 @@ public struct ShardPlan: Sendable {
                 runs[runs.count - 1] += 1
             }
         }
-        let all = group.size > 1 ? try group.allGather(runs.withUnsafeBytes { Array($0) }) : [runs.withUnsafeBytes { Array($0) }]
+        let all = group.size > 1 ? try group.allGather(words: runs) : [runs]
         var lengths: [Int] = []
         var mine: (segment: Int, position: Int)?
-        for (rank, bytes) in all.enumerated() {
-            guard bytes.count % 16 == 0 else { throw EddyError("internal: a process sent a truncated run list") }
-            var words = [UInt64](repeating: 0, count: bytes.count / 8)
-            words.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { dst.copyMemory(from: $0) } }
+        for (rank, words) in all.enumerated() {
+            guard words.count % 2 == 0 else { throw EddyError("internal: a process sent a truncated run list") }
             for i in stride(from: 0, to: words.count, by: 2) {
                 if words[i] == 1 || lengths.isEmpty { lengths.append(0) }
                 if rank == (group.size > 1 ? group.rank : 0) && i == 0 { mine = (lengths.count - 1, lengths[lengths.count - 1]) }
@@ -458,21 +451,14 @@ public struct ShardPlan: Sendable {
             }
         }
         guard group.size > 1 else { return pieces }
-        // Words: pieces, then per piece: starts, rows, times?, first line, episode bytes, values, times, episode.
+        // Words: pieces, then per piece: starts, rows, times?, first line, values, times, episode.
         var words: [UInt64] = [UInt64(pieces.count)]
         for (p, s) in zip(pieces, starts) {
-            let name = Array(p.episode.utf8)
-            words += [s ? 1 : 0, UInt64(p.rowCount), p.times.isEmpty ? 0 : 1, UInt64(bitPattern: Int64(p.firstLine)), UInt64(name.count)]
-            words += p.values.map(\.bitPattern) + p.times.map(\.bitPattern)
-            words += stride(from: 0, to: name.count, by: 8).map { i in
-                name[i..<min(i + 8, name.count)].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
-            }
+            words += [s ? 1 : 0, UInt64(p.rowCount), p.times.isEmpty ? 0 : 1, UInt64(bitPattern: Int64(p.firstLine))]
+            words += p.values.map(\.bitPattern) + p.times.map(\.bitPattern) + WordText.words(p.episode)
         }
         var out: [Segment] = []
-        for bytes in try group.allGather(words.withUnsafeBytes { Array($0) }) {
-            let wordCount = bytes.count / 8
-            var w = [UInt64](repeating: 0, count: wordCount)
-            w.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<(wordCount * 8)])) } }
+        for w in try group.allGather(words: words) {
             var i = 0
             func take(_ n: Int) throws -> ArraySlice<UInt64> {
                 guard n >= 0, i + n <= w.count else { throw EddyError("internal: a process sent a truncated validation part") }
@@ -481,13 +467,11 @@ public struct ShardPlan: Sendable {
             }
             let count = Int(try take(1).first!)
             for _ in 0..<count {
-                let head = Array(try take(5))
-                let rows = Int(head[1]), nameBytes = Int(head[4])
+                let head = Array(try take(4))
+                let rows = Int(head[1])
                 let values = try take(rows * width).map(Double.init(bitPattern:))
                 let times = head[2] == 1 ? try take(rows).map(Double.init(bitPattern:)) : []
-                var name: [UInt8] = []
-                for word in try take((nameBytes + 7) / 8) { for b in 0..<8 where name.count < nameBytes { name.append(UInt8((word >> (8 * UInt64(b))) & 0xFF)) } }
-                let episode = String(decoding: name, as: UTF8.self)
+                let episode = try WordText.read(w, at: &i)
                 if head[0] == 1 || out.isEmpty || out[out.count - 1].episode != episode {
                     out.append(Segment(episode: episode, width: width, firstLine: Int(Int64(bitPattern: head[3]))))
                 }
